@@ -1,0 +1,15 @@
+"""The built-in demo: synthetic oriented-pattern images and small CNNs trained on them in seconds.
+
+Nothing is downloaded: the data is generated here, so the demo, the tests and the benchmarks run
+on a machine without network access.
+
+Example:
+    >>> from visopt.demo import make_dataset, train_demo_model
+    >>> model = train_demo_model(seed=0)
+    >>> x, y = make_dataset(256, seed=1)
+"""
+
+from visopt.demo.data import CLASS_NAMES, make_dataset
+from visopt.demo.models import build_model, train_demo_model
+
+__all__ = ["CLASS_NAMES", "build_model", "make_dataset", "train_demo_model"]

@@ -1,0 +1,68 @@
+"""Display helpers: turn optimized images into something to look at."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def deprocess_image(images, input_range=None, *, percentile: float = 0.0) -> np.ndarray:
+    """Map images to uint8 for display.
+
+    With ``input_range`` the range maps linearly onto 0..255 (what the model saw); without it each
+    image is stretched between its own ``percentile`` and ``100 - percentile`` values (for
+    gradients or deep-dream output outside any fixed range).
+
+    Example:
+        >>> deprocess_image(result.images, input_range=(-1, 1)).dtype
+        dtype('uint8')
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("cannot display images that contain NaN or Inf")
+    if input_range is not None:
+        low, high = (float(v) for v in input_range)
+        if not low < high:
+            raise ValueError(f"input_range must be (low, high) with low < high, got {input_range!r}")
+        unit = (array - low) / (high - low)
+    else:
+        batched = array if array.ndim == 4 else array[None]
+        axes = tuple(range(1, batched.ndim))
+        low = np.percentile(batched, percentile, axis=axes, keepdims=True)
+        high = np.percentile(batched, 100 - percentile, axis=axes, keepdims=True)
+        unit = (batched - low) / np.maximum(high - low, 1e-12)
+        unit = unit if array.ndim == 4 else unit[0]
+    return np.clip(np.rint(unit * 255), 0, 255).astype(np.uint8)
+
+
+def stitch_images(images, cols: int | None = None, margin: int = 2, fill=255) -> np.ndarray:
+    """Tile a batch ``(N, H, W, C)`` (or ``(N, H, W)``) into one grid image, row by row.
+
+    Args:
+        images: the batch; a list of equally shaped images works too.
+        cols: images per row (about square by default).
+        margin: pixels between tiles.
+        fill: the colour of the margins.
+
+    Example:
+        >>> grid = stitch_images(visualize_activation(model, "conv2d", None), cols=8)
+    """
+    batch = np.asarray(images)
+    if batch.ndim not in (3, 4) or batch.shape[0] == 0:
+        raise ValueError(f"stitch_images takes a non-empty batch (N, H, W[, C]), got shape {batch.shape}")
+    if cols is None:
+        cols = math.ceil(math.sqrt(batch.shape[0]))
+    if not isinstance(cols, int) or cols < 1:
+        raise ValueError(f"cols must be a positive int, got {cols!r}")
+    if not isinstance(margin, int) or margin < 0:
+        raise ValueError(f"margin must be a non-negative int, got {margin!r}")
+    n, h, w = batch.shape[:3]
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * h + (rows - 1) * margin, cols * w + (cols - 1) * margin) + batch.shape[3:],
+                   fill, dtype=batch.dtype)
+    for i, image in enumerate(batch):
+        r, c = divmod(i, cols)
+        grid[r * (h + margin):r * (h + margin) + h, c * (w + margin):c * (w + margin) + w] = image
+    return grid

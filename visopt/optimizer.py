@@ -1,0 +1,436 @@
+"""The Optimizer: gradient descent of the energy on the model's *input*, as one compiled step.
+
+Each step runs, inside one ``tf.function``: parameterization -> random transforms of a view ->
+model (the feature graph from :mod:`visopt.surgery`) -> energy -> gradient -> Adam update ->
+projection into ``input_range``. The Python loop around it only records history and calls
+callbacks. N objectives are optimized together as a batch of N independent images.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visopt.callbacks import OptimizerCallback, ProgressBar
+from visopt.energy import Energy, ImageSpec, TermInputs
+from visopt.parameterizations import PARAMETERIZATIONS, initial_images, make_parameterization
+from visopt.surgery import build_feature_model, data_format_of, find_layer, model_input
+from visopt.transforms import Jitter, Transform, TransformPipeline, default_transforms
+
+#: Environment variable that caps ``max_iter`` of every ``minimize`` call (used by the test suite).
+MAX_ITER_ENV = "VISOPT_MAX_ITER"
+
+_DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.05}
+_ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+
+class OptimizationResult:
+    """What ``Optimizer.minimize`` returns.
+
+    Attributes:
+        images: ``(batch, *spatial, channels)`` channels-last, uint8 when ``input_range`` is (0, 255),
+            else float32 in input units.
+        history: term name (and ``"loss"``, the overall energy) -> array ``(steps, batch)``.
+        best_images, best_loss: with ``keep_best=True``, each image's lowest-energy iterate.
+        steps: iterations run (fewer than asked when a non-finite value stopped a ``"warn"`` run).
+        gradients: the energy's gradient at the final images (computed on first access).
+
+    Unpacks like keras-vis' return value: ``images, gradients = opt.minimize()``.
+    """
+
+    def __init__(self, images, history, steps, best_images=None, best_loss=None,
+                 gradient_fn: Callable[[], np.ndarray] | None = None):
+        self.images = images
+        self.history = history
+        self.steps = steps
+        self.best_images = best_images
+        self.best_loss = best_loss
+        self._gradient_fn = gradient_fn
+        self._gradients = None
+
+    @property
+    def gradients(self) -> np.ndarray:
+        if self._gradients is None and self._gradient_fn is not None:
+            self._gradients = self._gradient_fn()
+        return self._gradients
+
+    @property
+    def loss(self) -> np.ndarray:
+        """The overall energy of each image at the last step, ``(batch,)``."""
+        return self.history["loss"][-1]
+
+    def __iter__(self):
+        yield self.images
+        yield self.gradients
+
+    def __repr__(self):
+        return f"OptimizationResult(images={self.images.shape} {self.images.dtype}, steps={self.steps})"
+
+
+@dataclass
+class _Program:
+    """The compiled step of one batch size, with its variables."""
+
+    param: object
+    step: Callable
+    gradient: Callable
+    moments: list = field(default_factory=list)
+    count: tf.Variable | None = None
+    best_loss: tf.Variable | None = None
+    best_image: tf.Variable | None = None
+
+
+class Optimizer:
+    """Minimize an energy over the input of a model.
+
+    Args:
+        model: a Sequential or Functional Keras model with one input of fixed shape, or (keras-vis
+            form) its input tensor ``model.input``, in which case terms name layers as Layer objects.
+        losses: an ``Energy`` (``term + 10 * LPNorm()``), a term, or keras-vis' ``[(term, weight), ...]``.
+        input_range: ``(low, high)`` of the model's input; images never leave it.
+        parameterization: ``"pixels"`` (default) or ``"fourier"`` (decorrelated spectrum, 2-D only).
+        transforms: random transforms of the view per step; ``None`` is the default stack
+            (small scale and rotation for 2-D images); ``[]`` disables them. ``minimize``'s
+            ``jitter`` is added in front.
+        learning_rate: Adam step as a fraction of the input range (pixels, default 0.02) or in
+            spectrum units (fourier, default 0.05).
+        data_format: the model's input layout; detected from its layers when None.
+
+    Example:
+        >>> energy = ActivationMaximization("predictions", [0, 1, 2, 3]) + 0.1 * TotalVariation()
+        >>> result = Optimizer(model, energy).minimize(max_iter=200, seed=0)
+        >>> result.images.shape, result.history["loss"].shape
+        ((4, 32, 32, 3), (200, 4))
+    """
+
+    def __init__(self, model, losses, input_range=(0, 255), *, parameterization: str = "pixels",
+                 transforms: Sequence[Transform] | None = None, learning_rate: float | None = None,
+                 data_format: str | None = None):
+        self.energy = Energy.coerce(losses)
+        if not self.energy.terms:
+            raise ValueError("the energy has no terms: give at least one loss")
+        self.input_range = _check_range(input_range)
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; valid: {list(PARAMETERIZATIONS)}")
+        self.parameterization = parameterization
+        self.learning_rate = _DEFAULT_LEARNING_RATE[parameterization] if learning_rate is None else learning_rate
+        if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+
+        self.model = model
+        input_tensor = model_input(model)
+        self.model_shape = tuple(int(d) for d in input_tensor.shape[1:])
+        requests, term_slots = self._collect_requests()
+        layers = self._resolve_layers(requests)
+        if data_format not in (None, "channels_first", "channels_last"):
+            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
+        self.data_format = data_format or data_format_of(model, layers)
+        self.image_shape = _channels_last_shape(self.model_shape, self.data_format)
+        self.spec = ImageSpec(self.image_shape, self.input_range)
+
+        self._bound, self.batch_size = self._bind_terms(layers, term_slots)
+        self.names = self.energy.names()
+        self._feature_model = build_feature_model(model, requests) if requests else None
+        user_transforms = default_transforms(self.image_shape) if transforms is None else list(transforms)
+        TransformPipeline(user_transforms, self.image_shape, self.input_range)  # validate now
+        self.transforms = user_transforms
+        self._programs: dict[tuple, _Program] = {}
+        self._jitters: dict[float, Jitter] = {}
+
+    # -- construction helpers ---------------------------------------------------------------
+    def _collect_requests(self):
+        requests, slots = [], []
+        for term, _ in self.energy.terms:
+            indices = []
+            for request in term.requests():
+                if request not in requests:
+                    requests.append(request)
+                indices.append(requests.index(request))
+            slots.append(indices)
+        return requests, slots
+
+    def _resolve_layers(self, requests):
+        if isinstance(self.model, keras.KerasTensor):
+            for r in requests:
+                if not isinstance(r.layer, keras.layers.Layer):
+                    raise TypeError(f"with an input tensor instead of a model, losses must name layers as Layer "
+                                    f"objects; got {r.layer!r}. Pass the model to use names or indices")
+            return [r.layer for r in requests]
+        return [find_layer(self.model, r.layer) for r in requests]
+
+    def _bind_terms(self, layers, term_slots):
+        bound, batch = [], None
+        for (term, weight), slots in zip(self.energy.terms, term_slots):
+            out = term.bind([layers[i] for i in slots], self.spec)
+            fn, size = out if isinstance(out, tuple) else (out, None)
+            if size is not None and batch is not None and size != batch:
+                raise ValueError(f"terms ask for different batch sizes: {batch} and {size} ({term.name!r}); "
+                                 "give every term one entry per image or a single entry")
+            batch = size if size is not None else batch
+            bound.append((fn, weight, slots))
+        return bound, batch
+
+    # -- the compiled program ---------------------------------------------------------------
+    def _program(self, batch: int, transforms: list, keep_best: bool) -> _Program:
+        key = (batch, tuple(id(t) for t in transforms), keep_best)
+        if key in self._programs:
+            return self._programs[key]
+        param = make_parameterization(self.parameterization, batch, self.image_shape, self.input_range)
+        pipeline = TransformPipeline(transforms, self.image_shape, self.input_range)
+        program = _Program(param=param, step=None, gradient=None)
+        program.moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in param.variables]
+        program.count = tf.Variable(0.0)
+        if keep_best:
+            program.best_loss = tf.Variable(tf.fill((batch,), np.inf))
+            program.best_image = tf.Variable(tf.zeros((batch,) + self.image_shape))
+        to_model = _layout_fn(self.data_format, len(self.image_shape))
+        step_scale = param.step_scale
+
+        def energy(image, view):
+            outputs = self._features(to_model(view))
+            values = [weight * fn(TermInputs(image, [outputs[i] for i in slots]))
+                      for fn, weight, slots in self._bound]
+            values = [tf.broadcast_to(v, (batch,)) for v in values]
+            return tf.add_n(values), tf.stack(values)
+
+        @tf.function
+        def step(seed, learning_rate):
+            with tf.GradientTape() as tape:
+                image = param()
+                total, values = energy(image, pipeline(image, seed))
+                objective = tf.reduce_sum(total)  # a sum keeps each image's gradient independent of the batch
+            grads = tape.gradient(objective, param.variables)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, param.variables)]
+            finite = tf.reduce_all(tf.math.is_finite(total))
+            for g in grads:
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+            if keep_best:
+                better = tf.logical_and(total < program.best_loss, finite)
+                program.best_loss.assign(tf.where(better, total, program.best_loss))
+                mask = tf.reshape(better, (batch,) + (1,) * len(self.image_shape))
+                program.best_image.assign(tf.where(mask, image, program.best_image))
+            # Adam; a non-finite step leaves every variable at the last finite iterate
+            count = program.count + tf.where(finite, 1.0, 0.0)
+            program.count.assign(count)
+            rate = learning_rate * step_scale * tf.sqrt(1 - _ADAM_BETA2 ** count) / (1 - _ADAM_BETA1 ** count)
+            for v, g, (m, s) in zip(param.variables, grads, program.moments):
+                new_m = _ADAM_BETA1 * m + (1 - _ADAM_BETA1) * g
+                new_s = _ADAM_BETA2 * s + (1 - _ADAM_BETA2) * tf.square(g)
+                new_v = v - rate * new_m / (tf.sqrt(new_s) + _ADAM_EPSILON)
+                m.assign(tf.where(finite, new_m, m))
+                s.assign(tf.where(finite, new_s, s))
+                v.assign(tf.where(finite, new_v, v))
+            param.project()
+            return image, total, values, finite
+
+        @tf.function
+        def gradient():
+            image = param()
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                total, _ = energy(image, image)
+                objective = tf.reduce_sum(total)
+            return tape.gradient(objective, image)
+
+        program.step, program.gradient = step, gradient
+        self._programs[key] = program
+        return program
+
+    def _features(self, view):
+        if self._feature_model is None:
+            return []
+        outputs = self._feature_model(view, training=False)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    # -- the loop ---------------------------------------------------------------------------
+    def minimize(self, seed_input=None, max_iter: int = 200, jitter: float = 0.05, callbacks=None,
+                 verbose: bool = True, *, seed: int | None = None, keep_best: bool = False,
+                 on_nonfinite: str = "raise", learning_rate: float | None = None,
+                 seed_img=None) -> OptimizationResult:
+        """Run ``max_iter`` steps of gradient descent on the energy and return the images.
+
+        Args:
+            seed_input: starting image(s) in the model's input layout, with or without the batch
+                axis (one image is used for every objective); mid-grey noise when None.
+            max_iter: number of steps (capped by the ``VISOPT_MAX_ITER`` environment variable).
+            jitter: random shift of the view each step: pixels (int) or a fraction of the size (float < 1);
+                0 disables it. Ignored for inputs without spatial axes.
+            callbacks: ``OptimizerCallback`` objects, called at each step.
+            verbose: show a progress bar (tqdm; works in notebooks).
+            seed: makes the run reproducible (random noise and transforms); random when None.
+            keep_best: also return each image's lowest-energy iterate.
+            on_nonfinite: ``"raise"`` (default) raises ``FloatingPointError`` when the energy or its
+                gradient becomes NaN/Inf; ``"warn"`` warns and returns the last finite iterate.
+            learning_rate: overrides the Optimizer's for this run.
+            seed_img: keras-vis' name for ``seed_input``.
+
+        Example:
+            >>> images, grads = opt.minimize(max_iter=500, verbose=True, jitter=0)   # keras-vis call
+        """
+        if seed_img is not None:
+            if seed_input is not None:
+                raise TypeError("give seed_input or its keras-vis name seed_img, not both")
+            seed_input = seed_img
+        if on_nonfinite not in ("raise", "warn"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
+        if not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+        max_iter = _capped(int(max_iter))
+        learning_rate = self.learning_rate if learning_rate is None else learning_rate
+        if not (isinstance(learning_rate, numbers.Real) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+        seed_images = self._check_seed_input(seed_input)
+        batch = self._batch(seed_images)
+        transforms = self._with_jitter(jitter)
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, OptimizerCallback):
+                raise TypeError(f"callbacks must be OptimizerCallback objects, got {cb!r}")
+        if verbose:
+            callbacks.insert(0, ProgressBar())
+
+        program = self._program(batch, transforms, keep_best)
+        if seed_images is None:
+            seed_images = initial_images(batch, self.image_shape, self.input_range, seed)
+        program.param.assign(np.broadcast_to(seed_images, (batch,) + self.image_shape))
+        for m, s in program.moments:
+            m.assign(tf.zeros_like(m))
+            s.assign(tf.zeros_like(s))
+        program.count.assign(0.0)
+        if keep_best:
+            program.best_loss.assign(tf.fill((batch,), np.inf))
+
+        wants_images = any(cb.wants_images for cb in callbacks)
+        history = {name: [] for name in self.names + ["loss"]}
+        lr = tf.constant(learning_rate, tf.float32)
+        steps = 0
+        for cb in callbacks:
+            cb.on_begin(max_iter, batch)
+        try:
+            for t in range(max_iter):
+                image, total, values, finite = program.step(tf.constant([seed, t], tf.int64), lr)
+                total, values = total.numpy(), values.numpy()
+                if not bool(finite):
+                    self._nonfinite(t, values, total, on_nonfinite)
+                    break
+                steps += 1
+                losses = dict(zip(self.names, values))
+                losses["loss"] = total
+                for name, value in losses.items():
+                    history[name].append(value)
+                if callbacks:
+                    shown = self._display(image.numpy()) if wants_images else None
+                    for cb in callbacks:
+                        cb.on_step(t, shown if cb.wants_images else None, losses)
+        finally:
+            result = self._result(program, history, steps, keep_best)
+            for cb in callbacks:
+                cb.on_end(result)
+        return result
+
+    # -- minimize helpers -------------------------------------------------------------------
+    def _check_seed_input(self, seed_input):
+        if seed_input is None:
+            return None
+        array = np.asarray(seed_input, dtype=np.float32)
+        shape = self.model_shape
+        if array.shape == shape:
+            array = array[None]
+        if array.ndim != len(shape) + 1 or array.shape[1:] != shape:
+            raise ValueError(f"seed_input has shape {np.shape(seed_input)}; expected {shape} or (batch,) + "
+                             f"{shape} ({self.data_format})")
+        if not np.all(np.isfinite(array)):
+            raise ValueError("seed_input contains NaN or Inf values")
+        low, high = self.input_range
+        tolerance = 1e-3 * (high - low)
+        if array.min() < low - tolerance or array.max() > high + tolerance:
+            raise ValueError(f"seed_input values span [{array.min():g}, {array.max():g}], outside "
+                             f"input_range={self.input_range}; rescale it or pass the matching input_range")
+        if self.data_format == "channels_first" and array.ndim > 2:
+            array = np.moveaxis(array, 1, -1)
+        return array
+
+    def _batch(self, seed_images) -> int:
+        terms = self.batch_size
+        seeds = None if seed_images is None else seed_images.shape[0]
+        if terms is not None and seeds not in (None, 1, terms):
+            raise ValueError(f"seed_input holds {seeds} images but the losses ask for {terms} (one per filter "
+                             "index); give one seed image or one per filter index")
+        return terms or seeds or 1
+
+    def _with_jitter(self, jitter):
+        if len(self.image_shape) < 2 or not jitter:
+            return self.transforms
+        if jitter not in self._jitters:  # one object per amount, so the compiled step is reused
+            self._jitters[jitter] = Jitter(jitter)
+        return [self._jitters[jitter]] + self.transforms
+
+    def _display(self, images: np.ndarray) -> np.ndarray:
+        if self.input_range == (0.0, 255.0):
+            return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+        return images.astype(np.float32)
+
+    def _nonfinite(self, step, values, total, on_nonfinite):
+        bad = [name for name, v in zip(self.names, values) if not np.all(np.isfinite(v))]
+        what = f"terms {bad}" if bad else "the gradient"
+        message = (f"the energy became non-finite (NaN/Inf) at step {step}: {what}. Lower the learning rate, "
+                   "check the model for unstable layers, or pass on_nonfinite='warn' to keep the last finite images")
+        if on_nonfinite == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message + "; returning the last finite iterate", RuntimeWarning, stacklevel=3)
+
+    def _result(self, program, history, steps, keep_best) -> OptimizationResult:
+        images = program.param().numpy()
+        if not np.all(np.isfinite(images)):
+            raise FloatingPointError("the optimized images contain NaN/Inf values")
+        batch = images.shape[0]
+        history = {name: np.asarray(values, np.float32).reshape(len(values), batch)
+                   for name, values in history.items()}
+        best_images = best_loss = None
+        if keep_best and steps:
+            best_images = self._display(program.best_image.numpy())
+            best_loss = program.best_loss.numpy()
+        return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
+                                  gradient_fn=lambda: program.gradient().numpy())
+
+
+def _check_range(input_range) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_range must be a (low, high) pair of numbers, got {input_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"input_range must be finite with low < high, got {input_range!r}")
+    return low, high
+
+
+def _channels_last_shape(model_shape, data_format) -> tuple[int, ...]:
+    if data_format == "channels_first" and len(model_shape) >= 2:
+        return tuple(model_shape[1:]) + (model_shape[0],)
+    return tuple(model_shape)
+
+
+def _layout_fn(data_format, rank):
+    if data_format != "channels_first" or rank < 2:
+        return lambda images: images
+    order = (0, rank) + tuple(range(1, rank))
+    return lambda images: tf.transpose(images, order)
+
+
+def _capped(max_iter: int) -> int:
+    cap = os.environ.get(MAX_ITER_ENV)
+    if not cap:
+        return max_iter
+    try:
+        return min(max_iter, int(cap))
+    except ValueError:
+        raise ValueError(f"{MAX_ITER_ENV} must be an int, got {cap!r}") from None

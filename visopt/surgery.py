@@ -1,0 +1,222 @@
+"""Model surgery: find target layers and build a functional graph that exposes their outputs.
+
+The graph is always *new*: the original model is left untouched and its weights are shared, never
+copied, so the feature model stays in sync with training. Nested models (a base model used as a
+layer) are inlined so that any layer inside them can be a target. A softmax/sigmoid output can be
+exposed as its pre-activation (the logits), which is what activation maximization should climb:
+maximizing a softmax score is mostly achieved by pushing the *other* classes down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence, Union
+
+import keras
+
+LayerSpec = Union[keras.layers.Layer, str, int]
+
+#: Activations whose pre-activation is used when ``pre_activation=True``.
+SQUASHING_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """A term asks for the output of ``layer``; ``pre_activation`` asks for it before a softmax/sigmoid."""
+
+    layer: LayerSpec
+    pre_activation: bool = False
+
+
+def iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    """Yield every layer of ``model``, descending into nested models (outer layers first)."""
+    for layer in model.layers:
+        yield layer
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer)
+
+
+def find_layer(model: keras.Model, spec: LayerSpec) -> keras.layers.Layer:
+    """Resolve a layer given as a Layer, a name (searched in nested models too) or an index into ``model.layers``.
+
+    Example:
+        >>> find_layer(model, "conv2d")          # by name
+        >>> find_layer(model, -1)                 # the last layer, as keras-vis' layer_idx
+    """
+    if isinstance(spec, keras.layers.Layer):
+        if spec is model or any(layer is spec for layer in iter_layers(model)):
+            return spec
+        raise ValueError(f"layer {spec.name!r} is not part of model {model.name!r}; "
+                         f"valid names: {_names(model)}")
+    if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+        raise TypeError(f"a layer is given as a keras Layer, a name or an index; got {spec!r} "
+                        f"({type(spec).__name__})")
+    if isinstance(spec, int):
+        count = len(model.layers)
+        if not -count <= spec < count:
+            raise IndexError(f"layer index {spec} is out of range: model {model.name!r} has {count} "
+                             f"layers (valid indices {-count}..{count - 1}): {_names(model, nested=False)}")
+        return model.layers[spec]
+    for layer in iter_layers(model):
+        if layer.name == spec:
+            return layer
+    raise ValueError(f"no layer named {spec!r} in model {model.name!r}; valid names: {_names(model)}")
+
+
+def _names(model: keras.Model, nested: bool = True) -> list[str]:
+    layers = iter_layers(model) if nested else model.layers
+    return [layer.name for layer in layers]
+
+
+def activation_name(layer: keras.layers.Layer) -> str | None:
+    """The name of ``layer``'s activation function (``'softmax'`` for a Softmax layer), or None."""
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    fn = getattr(layer, "activation", None)
+    return getattr(fn, "__name__", None) if fn is not None else None
+
+
+def is_squashing(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` ends in softmax/sigmoid, so that its logits are the better target."""
+    return activation_name(layer) in SQUASHING_ACTIVATIONS
+
+
+class PreActivation(keras.layers.Layer):
+    """Calls a layer with its activation replaced by the identity, sharing its weights.
+
+    The swap happens while the call is traced, so a compiled graph holds the linear version while
+    the original layer keeps its activation everywhere else.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, **kwargs):
+        super().__init__(name=f"{layer.name}_pre_activation", **kwargs)
+        self.inner = layer
+
+    def call(self, *args, **kwargs):
+        if isinstance(self.inner, keras.layers.Softmax):
+            return args[0]
+        saved = self.inner.activation
+        self.inner.activation = keras.activations.linear
+        try:
+            return self.inner.call(*args, **kwargs)
+        finally:
+            self.inner.activation = saved
+
+
+def model_input(model) -> keras.KerasTensor:
+    """The single symbolic input of ``model`` (or the tensor itself); several inputs are an error."""
+    if isinstance(model, keras.KerasTensor):
+        return model
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras Model or its input tensor, got {type(model).__name__}")
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(f"model {model.name!r} has no defined input shape: build it with keras.Input "
+                         "(or call it once on data) before visualizing it")
+    if len(inputs) != 1:
+        raise ValueError(f"visopt optimizes models with one input; model {model.name!r} has {len(inputs)}")
+    shape = tuple(inputs[0].shape[1:])
+    if any(dim is None for dim in shape):
+        raise ValueError(f"model {model.name!r} has input shape {(None,) + shape} with undefined "
+                         "dimensions; give keras.Input a full shape such as (64, 64, 3)")
+    return inputs[0]
+
+
+def build_feature_model(model, requests: Sequence[LayerRequest]) -> keras.Model:
+    """A new functional model from ``model``'s input to the requested layer outputs, in order.
+
+    ``model`` is a Sequential or Functional model, or (keras-vis form) its input tensor, in which case
+    every request must name a Layer object of that graph.
+
+    Example:
+        >>> fm = build_feature_model(model, [LayerRequest("conv2d"), LayerRequest(-1, pre_activation=True)])
+        >>> conv_maps, logits = fm(images)
+    """
+    if isinstance(model, keras.KerasTensor):
+        return _feature_model_from_input(model, requests)
+    model_input(model)
+    layers = [find_layer(model, r.layer) for r in requests]
+    wanted = {id(layer) for layer in layers}
+    linearize = {id(layer) for layer, r in zip(layers, requests) if r.pre_activation and is_squashing(layer)}
+    recorded: dict[tuple[int, bool], keras.KerasTensor] = {}
+
+    def call(layer, *args, **kwargs):
+        if isinstance(layer, keras.Model) and _contains_any(layer, wanted):
+            out = _inline(layer, call, args)
+        else:
+            out = layer(*args, **kwargs)
+        if id(layer) in wanted:
+            recorded[(id(layer), False)] = out
+            if id(layer) in linearize:
+                recorded[(id(layer), True)] = PreActivation(layer)(*args, **kwargs)
+        return out
+
+    new_input = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+    if any(layer is model for layer in layers):
+        out = _inline(model, call, (new_input,))
+        recorded[(id(model), False)] = out
+    else:
+        _inline(model, call, (new_input,))
+    outputs = [recorded[(id(layer), id(layer) in linearize)] for layer in layers]
+    return keras.Model(new_input, outputs, name=f"{model.name}_features")
+
+
+def _contains_any(model: keras.Model, ids: set[int]) -> bool:
+    return any(id(layer) in ids for layer in iter_layers(model))
+
+
+def _inline(model: keras.Model, call, args) -> keras.KerasTensor:
+    """Run ``model``'s graph on ``args`` layer by layer through ``call``, so nested layers land in the outer graph."""
+    if isinstance(model, keras.Sequential):
+        x = args[0]
+        for layer in model.layers:
+            x = call(layer, x)
+        return x
+    structure = keras.tree.map_structure(lambda t: None, model.input)
+    flat_args = keras.tree.flatten(args)
+    input_tensors = keras.tree.pack_sequence_as(structure, flat_args[: len(keras.tree.flatten(structure))])
+    try:
+        clone = keras.models.clone_model(model, input_tensors=input_tensors,
+                                         clone_function=lambda layer: layer, call_function=call)
+    except ValueError as err:
+        raise ValueError(f"cannot reach layers inside model {model.name!r} ({type(model).__name__}): "
+                         "visopt needs Sequential or Functional models for inner targets") from err
+    return clone.outputs[0] if len(clone.outputs) == 1 else clone.outputs
+
+
+def _feature_model_from_input(input_tensor, requests: Sequence[LayerRequest]) -> keras.Model:
+    outputs = []
+    for r in requests:
+        if not isinstance(r.layer, keras.layers.Layer):
+            raise TypeError(f"with an input tensor instead of a model, layers must be given as Layer objects "
+                            f"of the same graph; got {r.layer!r}. Pass the model to use names or indices")
+        if r.pre_activation and is_squashing(r.layer):
+            outputs.append(PreActivation(r.layer)(r.layer.input))
+        else:
+            outputs.append(r.layer.output)
+    try:
+        return keras.Model(input_tensor, outputs)
+    except ValueError as err:
+        names = [r.layer.name for r in requests]
+        raise ValueError(f"layers {names} are not reachable from the given input tensor") from err
+
+
+def data_format_of(model_or_input, layers: Sequence[keras.layers.Layer] = ()) -> str:
+    """``'channels_first'`` or ``'channels_last'``: the first spatial layer's ``data_format`` decides."""
+    candidates = list(iter_layers(model_or_input)) if isinstance(model_or_input, keras.Model) else list(layers)
+    for layer in candidates:
+        fmt = getattr(layer, "data_format", None)
+        if fmt in ("channels_first", "channels_last"):
+            return fmt
+    return keras.config.image_data_format()
+
+
+def channel_axis(layer: keras.layers.Layer, rank: int) -> int:
+    """Axis of the channels/units in ``layer``'s output of the given rank."""
+    if rank > 2 and getattr(layer, "data_format", None) == "channels_first":
+        return 1
+    return -1
