@@ -12,7 +12,10 @@ import tensorflow as tf
 
 from visopt.energy import ImageSpec, Term, TermInputs
 
-_EPSILON = 1e-8
+# Keep pow() differentiable at 0: the LP root's epsilon must vanish even after the 1/p root (p up
+# to ~10), the TV one after a beta/2 power.
+_LP_EPSILON = 1e-30
+_TV_EPSILON = 1e-12
 
 
 def _unit_image(image: tf.Tensor, spec: ImageSpec) -> tf.Tensor:
@@ -56,7 +59,7 @@ class LPNorm(Term):
         def fn(inputs: TermInputs) -> tf.Tensor:
             x = _unit_image(inputs.image, spec)
             axes = list(range(1, x.shape.rank))
-            return tf.pow(tf.reduce_mean(tf.pow(tf.abs(x), p), axis=axes) + _EPSILON, 1.0 / p)
+            return tf.pow(tf.reduce_mean(tf.pow(tf.abs(x), p), axis=axes) + _LP_EPSILON, 1.0 / p)
 
         return fn
 
@@ -100,7 +103,7 @@ class TotalVariation(Term):
             base = x[here]
             squared = tf.add_n([tf.square(x[ahead] - base) for ahead in aheads])
             axes = list(range(1, x.shape.rank))
-            return tf.reduce_mean(tf.pow(squared + _EPSILON, beta / 2.0), axis=axes)
+            return tf.reduce_mean(tf.pow(squared + _TV_EPSILON, beta / 2.0), axis=axes)
 
         return fn
 

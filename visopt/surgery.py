@@ -161,7 +161,8 @@ def build_feature_model(model, requests: Sequence[LayerRequest]) -> keras.Model:
         recorded[(id(model), False)] = out
     else:
         _inline(model, call, (new_input,))
-    outputs = [recorded[(id(layer), id(layer) in linearize)] for layer in layers]
+    outputs = [recorded[(id(layer), r.pre_activation and id(layer) in linearize)]
+               for layer, r in zip(layers, requests)]
     return keras.Model(new_input, outputs, name=f"{model.name}_features")
 
 

@@ -1,0 +1,432 @@
+"""Core benchmark: one activation-maximization request, measured three ways in one process.
+
+The request: 16 class images (the 4 demo classes x 4 each, ``filter_indices=[0, 1, 2, 3] * 4``) of
+the demo CNN ``visopt.demo.train_demo_model("cnn", seed=0)``, 200 optimization steps.
+
+Contenders:
+
+* ``visopt``  -- ``visopt.visualize_activation`` with its defaults (pixels, default transforms +
+  jitter 0.05, LPNorm 0.5, TotalVariation 2.0, Adam at 0.02 of the input range). A new
+  Optimizer is built, and its step traced, on every call.
+* ``visopt (reused Optimizer)`` -- the same energy on one ``visopt.Optimizer`` whose compiled step
+  is reused by the second ``minimize`` call: the loop without per-request set-up.
+* ``bare``    -- the same math written here as a plain ``tf.function`` step (no visopt code): the
+  floor that visopt's per-step overhead is measured against.
+* ``tf-keras-vis`` -- tf-keras-vis 0.8.7 with its defaults (skipped when it is not installed).
+* ``visopt fourier`` -- for information: the fourier parameterization.
+
+Each contender is called once untimed-for-the-headline ("first call", includes tracing and model
+set-up), then timed in alternating rounds (A, B, C, A, B, C, ...) because the machine is shared;
+the best round is reported. Also measured: peak RSS growth of visopt for 100 vs 1000 steps (it
+should not grow with the number of steps) and the share of images that an independently trained
+judge model classifies as the intended class.
+
+Run from the repository root::
+
+    python benchmarks/bench_core.py            # full run, 3 rounds (several minutes on 2 cores)
+    python benchmarks/bench_core.py --quick    # smoke run: 20 steps, 1 round
+    python benchmarks/bench_core.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import math
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import visopt  # noqa: E402
+from visopt.demo import CLASS_NAMES, make_dataset, train_demo_model  # noqa: E402
+
+try:
+    import psutil
+except ImportError:  # the peak-RSS fallback uses resource.getrusage
+    psutil = None
+
+try:
+    from tf_keras_vis.activation_maximization import ActivationMaximization as PeerActivationMaximization
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+    PEER_IMPORT_ERROR = None
+except ImportError as error:  # the benchmark still runs, without the peer
+    PEER_IMPORT_ERROR = error
+
+LAYER = "predictions"
+CLASSES = [0, 1, 2, 3] * 4
+INPUT_RANGE = (0.0, 255.0)
+
+# visopt's defaults, restated for the bare loop.
+LEARNING_RATE = 0.02          # a fraction of the input range
+JITTER = 0.05                 # a fraction of the image side
+SCALES = (0.95, 1.05)
+DEGREES = 5.0
+LP_WEIGHT, LP_P = 0.5, 6.0
+TV_WEIGHT = 2.0
+ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+EPSILON = 1e-8
+
+VISOPT_TARGET = 1.10          # visopt / bare at most
+PEER_TARGET = 3.0             # tf-keras-vis / visopt at least
+
+
+# --------------------------------------------------------------------------------------------
+# The bare loop: visopt's default math written directly with TensorFlow.
+# --------------------------------------------------------------------------------------------
+def logits_model(model: keras.Model) -> keras.Model:
+    """A functional model from ``model``'s input to the logits of its last (softmax) Dense layer."""
+    last = model.layers[-1]
+    linear = keras.layers.Dense(last.units, activation=None, name="logits")
+    logits = linear(model.layers[-2].output)
+    linear.set_weights(last.get_weights())
+    return keras.Model(model.inputs, logits, name="bare_logits")
+
+
+class BareLoop:
+    """Activation maximization of one batch as a hand-written ``tf.function`` step and a Python loop."""
+
+    def __init__(self, model: keras.Model, classes: list[int]):
+        self.features = logits_model(model)
+        self.shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+        batch = len(classes)
+        units = int(self.features.outputs[0].shape[-1])
+        self.target = tf.one_hot(classes, units)
+        zeros = tf.zeros((batch,) + self.shape)
+        self.pixels = tf.Variable(zeros)
+        self.mean = tf.Variable(zeros)
+        self.square = tf.Variable(zeros)
+        self.count = tf.Variable(0.0)
+        self.step = tf.function(self._step)
+
+    def _view_matrix(self, seed: tf.Tensor) -> tf.Tensor:
+        """One random jitter + scale + rotation, as the 8 projective coefficients (output -> input)."""
+        height, width = self.shape[0], self.shape[1]
+        u = tf.random.stateless_uniform((4,), seed, -1.0, 1.0)
+        shift = tf.round(u[:2] * tf.constant([round(JITTER * width), round(JITTER * height)], tf.float32))
+        scale = (SCALES[0] + SCALES[1]) / 2 + u[2] * (SCALES[1] - SCALES[0]) / 2
+        angle = u[3] * DEGREES * math.pi / 180.0
+        cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        tx = cx - (cos * cx + sin * cy) - shift[0]
+        ty = cy - (-sin * cx + cos * cy) - shift[1]
+        return tf.stack([cos, sin, tx, -sin, cos, ty, 0.0, 0.0])
+
+    def _view(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        transforms = tf.tile(self._view_matrix(seed)[None], (tf.shape(images)[0], 1))
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT")
+
+    def _energy(self, seed: tf.Tensor) -> tf.Tensor:
+        low, high = INPUT_RANGE
+        logits = self.features(self._view(self.pixels, seed), training=False)
+        activation = tf.reduce_sum(logits * self.target, axis=1)
+        unit = (self.pixels - low) * (2.0 / (high - low)) - 1.0
+        lp_norm = tf.pow(tf.reduce_mean(tf.pow(tf.abs(unit), LP_P), axis=[1, 2, 3]) + EPSILON, 1.0 / LP_P)
+        base = unit[:, :-1, :-1, :]
+        dy = unit[:, 1:, :-1, :] - base
+        dx = unit[:, :-1, 1:, :] - base
+        total_variation = tf.reduce_mean(tf.square(dx) + tf.square(dy) + EPSILON, axis=[1, 2, 3])
+        return -activation + LP_WEIGHT * lp_norm + TV_WEIGHT * total_variation
+
+    def _step(self, seed: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            energy = self._energy(seed)
+            objective = tf.reduce_sum(energy)
+        grad = tape.gradient(objective, self.pixels)
+        self.count.assign_add(1.0)
+        t = self.count
+        self.mean.assign(ADAM_BETA1 * self.mean + (1 - ADAM_BETA1) * grad)
+        self.square.assign(ADAM_BETA2 * self.square + (1 - ADAM_BETA2) * tf.square(grad))
+        low, high = INPUT_RANGE
+        rate = LEARNING_RATE * (high - low) * tf.sqrt(1 - ADAM_BETA2 ** t) / (1 - ADAM_BETA1 ** t)
+        update = rate * self.mean / (tf.sqrt(self.square) + ADAM_EPSILON)
+        self.pixels.assign(tf.clip_by_value(self.pixels - update, low, high))
+        return energy
+
+    def run(self, steps: int, seed: int) -> np.ndarray:
+        """Optimize from mid-grey noise for ``steps`` steps; return uint8 images."""
+        low, high = INPUT_RANGE
+        rng = np.random.default_rng(seed)
+        start = (low + high) / 2 + (high - low) * 0.1 * rng.uniform(-1, 1, self.pixels.shape)
+        self.pixels.assign(start.astype(np.float32))
+        self.mean.assign(tf.zeros_like(self.mean))
+        self.square.assign(tf.zeros_like(self.square))
+        self.count.assign(0.0)
+        losses = []
+        for t in range(steps):
+            losses.append(self.step(tf.constant([seed, t], tf.int64)).numpy())  # read each step, as visopt
+        return np.clip(np.rint(self.pixels.numpy()), low, high).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# The contenders: each is a "request" callable returning (N, 32, 32, 3) images.
+# --------------------------------------------------------------------------------------------
+def visopt_energy():
+    return (visopt.ActivationMaximization(LAYER, CLASSES) + LP_WEIGHT * visopt.LPNorm()
+            + TV_WEIGHT * visopt.TotalVariation())
+
+
+@dataclass
+class Contender:
+    """A way to run the request; any one-time set-up happens inside its first (tracing) call."""
+
+    name: str
+    request: Callable[[int, int], np.ndarray]   # (steps, seed) -> images
+    headline: bool = True                       # part of the ratios (vs. information only)
+    first_s: float = float("nan")
+    round_s: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+
+    @property
+    def best_s(self) -> float:
+        return min(self.round_s) if self.round_s else float("nan")
+
+
+def make_contenders(model: keras.Model) -> list[Contender]:
+    def run_visopt(steps, seed):
+        return visopt.visualize_activation(model, LAYER, CLASSES, max_iter=steps, seed=seed, verbose=False)
+
+    reused = {}
+
+    def run_visopt_reused(steps, seed):
+        if "optimizer" not in reused:
+            reused["optimizer"] = visopt.Optimizer(model, visopt_energy())
+        return reused["optimizer"].minimize(max_iter=steps, seed=seed, verbose=False).images
+
+    bare = {}
+
+    def run_bare(steps, seed):
+        if "loop" not in bare:
+            bare["loop"] = BareLoop(model, CLASSES)
+        return bare["loop"].run(steps, seed)
+
+    def run_fourier(steps, seed):
+        return visopt.visualize_activation(model, LAYER, CLASSES, max_iter=steps, seed=seed, verbose=False,
+                                           parameterization="fourier")
+
+    contenders = [Contender("visopt", run_visopt),
+                  Contender("visopt (reused Optimizer)", run_visopt_reused, headline=False),
+                  Contender("bare tf.function", run_bare)]
+    if PEER_IMPORT_ERROR is None:
+        # tf-keras-vis' ReplaceToLinear reads ``model.output_names``, which Keras 3 Sequential models
+        # lack: hand it the same layers as a functional model (it clones the model anyway).
+        functional = keras.Model(model.inputs, model.outputs, name="demo_cnn_functional")
+
+        def run_peer(steps, seed):
+            tf.random.set_seed(seed)
+            np.random.seed(seed)  # its Jitter draws from numpy's global generator
+            visualizer = PeerActivationMaximization(functional, model_modifier=ReplaceToLinear(), clone=True)
+            images = visualizer(CategoricalScore(CLASSES),
+                                seed_input=tf.random.uniform((len(CLASSES),) + model_shape(model), 0, 255),
+                                input_range=(0, 255), steps=steps)
+            return np.asarray(images)
+
+        contenders.append(Contender("tf-keras-vis 0.8.7", run_peer))
+    contenders.append(Contender("visopt fourier", run_fourier, headline=False))
+    return contenders
+
+
+def model_shape(model: keras.Model) -> tuple[int, ...]:
+    return tuple(int(d) for d in model.inputs[0].shape[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement helpers
+# --------------------------------------------------------------------------------------------
+def timed(fn, *args):
+    gc.collect()
+    start = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start, result
+
+
+def run_rounds(contenders: list[Contender], steps: int, rounds: int, log) -> None:
+    """First call of each (with tracing), then ``rounds`` alternating timed calls of all of them."""
+    for c in contenders:
+        c.first_s, images = timed(c.request, steps, 0)
+        log(f"  first call   {c.name:<28} {c.first_s:7.2f} s")
+    for r in range(1, rounds + 1):
+        for c in contenders:
+            seconds, images = timed(c.request, steps, r)
+            c.round_s.append(seconds)
+            c.images.append(images)
+            log(f"  round {r}/{rounds}  {c.name:<28} {seconds:7.2f} s")
+
+
+class PeakRss:
+    """Peak resident memory above the level at entry, sampled by a thread (psutil) or from getrusage."""
+
+    def __init__(self, interval_s: float = 0.002):
+        self.interval_s = interval_s
+        self.growth_mib = float("nan")
+        self.method = "psutil RSS sampled every 2 ms" if psutil else "resource.getrusage ru_maxrss"
+
+    def __enter__(self):
+        gc.collect()
+        if psutil:
+            self._process = psutil.Process()
+            self._base = self._peak = self._process.memory_info().rss
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        else:
+            self._base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            time.sleep(self.interval_s)
+
+    def __exit__(self, *exc):
+        if psutil:
+            self._stop.set()
+            self._thread.join()
+            peak = max(self._peak, self._process.memory_info().rss)
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.growth_mib = (peak - self._base) / 2**20
+        return False
+
+
+def memory_by_steps(model: keras.Model, step_counts: tuple[int, int]) -> dict[int, float]:
+    """Peak RSS growth (MiB) of ``minimize`` on a 4-image batch, for each number of steps.
+
+    One Optimizer is warmed up first so that tracing is not counted: what remains is what the loop
+    itself holds (history, images), which should not grow with the number of steps.
+    """
+    optimizer = visopt.Optimizer(model, visopt.ActivationMaximization(LAYER, [0, 1, 2, 3])
+                                 + LP_WEIGHT * visopt.LPNorm() + TV_WEIGHT * visopt.TotalVariation())
+    optimizer.minimize(max_iter=10, seed=0, verbose=False)
+    growth = {}
+    for steps in step_counts:
+        with PeakRss() as peak:
+            optimizer.minimize(max_iter=steps, seed=1, verbose=False)
+        growth[steps] = peak.growth_mib
+    return growth
+
+
+def judged_share(judge: keras.Model, batches: list[np.ndarray]) -> tuple[float, int]:
+    """Share of images that ``judge`` classifies as their intended class, and how many were judged."""
+    if not batches:
+        return float("nan"), 0
+    images = np.concatenate([np.asarray(b, np.float32) for b in batches])
+    intended = np.tile(np.asarray(CLASSES), len(batches))
+    predicted = np.argmax(judge.predict(images, verbose=0), axis=1)
+    return float(np.mean(predicted == intended)), len(images)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 steps, 1 round, 20 vs 200 memory steps")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating timed rounds (default 3; 1 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per request (default 200; 20 with --quick)")
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    args.steps = args.steps if args.steps is not None else (20 if args.quick else 200)
+    args.memory_steps = (20, 200) if args.quick else (100, 1000)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps must be >= 1")
+    return args
+
+
+def ratio_line(label: str, value: float, target: str, ok: bool) -> str:
+    return f"  {label:<34} {value:6.2f}x   target {target:<7} {'PASS' if ok else 'MISS'}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    log("visopt core benchmark")
+    log(f"  date {datetime.date.today()}  cpu {cpu_name()}  cores {os.cpu_count()}  python {platform.python_version()}")
+    log(f"  tensorflow {tf.__version__}  keras {keras.__version__}  visopt {visopt.__version__}")
+    log(f"  request: {len(CLASSES)} images of {len(set(CLASSES))} classes, {args.steps} steps, "
+        f"best of {args.rounds} alternating round(s)")
+    if PEER_IMPORT_ERROR is not None:
+        log(f"  tf-keras-vis is not installed ({PEER_IMPORT_ERROR}); skipping the peer. "
+            "Install it with: pip install -e .[benchmark]")
+
+    log("training the demo model (cnn, seed 0) and the judge (wide, seed 7) ...")
+    model = train_demo_model("cnn", seed=0)
+    judge = train_demo_model("wide", seed=7)
+    x_test, y_test = make_dataset(512, seed=4242)
+    judge_accuracy = float(np.mean(np.argmax(judge.predict(x_test, verbose=0), axis=1) == y_test))
+    log(f"  judge accuracy on held-out synthetic data: {judge_accuracy:.3f}")
+
+    log("timing ...")
+    contenders = make_contenders(model)
+    run_rounds(contenders, args.steps, args.rounds, log)
+
+    log("memory ...")
+    memory = memory_by_steps(model, args.memory_steps)
+
+    log("quality ...")
+    quality = {c.name: judged_share(judge, c.images) for c in contenders}
+
+    by_name = {c.name: c for c in contenders}
+    log("")
+    log(f"Results ({args.steps} steps, {len(CLASSES)} images, best of {args.rounds}):")
+    log(f"  {'contender':<28} {'first call':>10} {'best round':>10} {'rounds':>24} {'judge says intended':>20}")
+    for c in contenders:
+        rounds = " ".join(f"{s:.2f}" for s in c.round_s)
+        share, count = quality[c.name]
+        log(f"  {c.name:<28} {c.first_s:9.2f}s {c.best_s:9.2f}s {rounds:>24} {share:9.0%} of {count:<4}")
+
+    visopt_s = by_name["visopt"].best_s
+    bare_s = by_name["bare tf.function"].best_s
+    reused_s = by_name["visopt (reused Optimizer)"].best_s
+    log("")
+    log("Ratios (best rounds):")
+    log(ratio_line("visopt / bare", visopt_s / bare_s, f"<= {VISOPT_TARGET:.2f}", visopt_s / bare_s <= VISOPT_TARGET))
+    log(ratio_line("visopt (reused Optimizer) / bare", reused_s / bare_s, f"<= {VISOPT_TARGET:.2f}",
+                   reused_s / bare_s <= VISOPT_TARGET))
+    peer = by_name.get("tf-keras-vis 0.8.7")
+    if peer is not None:
+        log(ratio_line("tf-keras-vis / visopt", peer.best_s / visopt_s, f">= {PEER_TARGET:.0f}",
+                       peer.best_s / visopt_s >= PEER_TARGET))
+    else:
+        log("  tf-keras-vis / visopt              skipped (tf-keras-vis not installed)")
+    log("")
+    low, high = args.memory_steps
+    log(f"Memory: peak RSS growth of Optimizer.minimize, 4 images ({PeakRss().method}):")
+    log(f"  {low:>5} steps  {memory[low]:7.1f} MiB")
+    log(f"  {high:>5} steps  {memory[high]:7.1f} MiB   (flat in the number of steps if close to the line above)")
+    log(f"Classes: {', '.join(f'{i}={name}' for i, name in enumerate(CLASS_NAMES))}; "
+        f"judge: demo 'wide' model, seed 7, accuracy {judge_accuracy:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Session-scoped models trained in seconds on generated data, and small helper builders."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Cap every optimization in the suite; tests ask for at most this many steps.
+os.environ.setdefault("VISOPT_MAX_ITER", "150")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from visopt.demo import make_dataset, train_demo_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_model():
+    """The demo CNN (32x32x3 in [0, 255], softmax 'predictions'), trained on synthetic data."""
+    return train_demo_model("cnn", seed=0, samples=1536, epochs=4)
+
+
+@pytest.fixture(scope="session")
+def judge_model():
+    """An independently trained classifier (other seed and architecture)."""
+    return train_demo_model("wide", seed=7, samples=1536, epochs=4)
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    return make_dataset(64, seed=4242)
+
+
+def small_conv_model(input_shape=(16, 16, 3), filters=4, seed=0, name="small"):
+    """An untrained two-conv functional model; enough for gradient-flow tests."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    x = keras.layers.Conv2D(filters, 3, padding="same", name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def logits_of(model, images, layer_name="predictions"):
+    """Pre-softmax outputs of ``layer_name`` computed by hand (kernel and bias of the Dense layer)."""
+    layer = model.get_layer(layer_name)
+    hidden = keras.Model(model.inputs[0], layer.input)(np.asarray(images, np.float32))
+    kernel, bias = layer.get_weights()
+    return np.asarray(hidden) @ kernel + bias
