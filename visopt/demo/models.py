@@ -18,8 +18,8 @@ def build_model(architecture: str = "cnn", size: int = 32, channels: int = 3, se
 
     Example:
         >>> model = build_model("cnn", seed=0)
-        >>> [layer.name for layer in model.layers][:2]
-        ['rescaling', 'conv_1']
+        >>> [layer.name for layer in model.layers][:3]
+        ['image', 'rescaling', 'conv_1']
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; valid: {list(ARCHITECTURES)}")
@@ -44,10 +44,13 @@ def build_model(architecture: str = "cnn", size: int = 32, channels: int = 3, se
             layers.Flatten(name="flatten"),
             layers.Dense(32, activation="relu", name="hidden"),
         ]
-    model = keras.Sequential(
-        [keras.Input((size, size, channels)), layers.Rescaling(1 / 127.5, offset=-1, name="rescaling"), *body,
-         layers.Dense(classes, activation="softmax", name="predictions")],
-        name=f"demo_{architecture}")
+    # Functional rather than Sequential, so that keras-vis style code can use ``model.input``.
+    inputs = keras.Input((size, size, channels), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="rescaling")(inputs)
+    for layer in body:
+        x = layer(x)
+    outputs = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=f"demo_{architecture}")
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
