@@ -62,6 +62,8 @@ def main():
     # keras-vis: layer_idx = utils.find_layer_idx(model, "predictions"); layer = model.layers[layer_idx]
     layer = model.layers[-1]
     filter_indices = [0, 1, 2, 3]  # visopt: one image per index (keras-vis summed them into one: [[0, 1, 2, 3]])
+    # On a softmax layer visopt climbs the log-probability, whose gradient is bounded, so keras-vis'
+    # weights of 10 keep the images faint; ActivationMaximization(..., score="activation") is keras-vis' objective.
     losses = [
         (ActivationMaximization(layer, filter_indices), 1),
         (LPNorm(model.input), 10),

@@ -124,7 +124,7 @@ def test_demo_writes_the_grids(tmp_path, monkeypatch, capsys):
     assert main(["--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     files = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert files == ["classes.png", "filters_conv_1.png", "filters_conv_2.png", "filters_conv_3.png"]
+    assert files == ["classes.png", "classes_stretched.png", "filters_conv_1.png", "filters_conv_2.png", "filters_conv_3.png"]
     assert str(tmp_path / "demo") in out and "classified as their class" in out
     import imageio.v3 as iio
 

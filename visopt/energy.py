@@ -26,6 +26,10 @@ class ImageSpec:
 
     ``shape`` is ``(*spatial, channels)``: images are channels-last inside visopt whatever the model's
     layout. ``input_range`` is ``(low, high)`` in model input units.
+
+    Example:
+        >>> ImageSpec((32, 32, 3), (0.0, 255.0)).shape[:-1]   # the spatial axes
+        (32, 32)
     """
 
     shape: tuple[int, ...]
@@ -39,6 +43,12 @@ class TermInputs:
     ``image`` is the current image, ``(batch, *spatial, channels)`` in input units, before the
     random transforms; ``outputs`` are the outputs of the layers the term requested, computed on the
     transformed view of the image, in the order of ``Term.requests()``.
+
+    Example (inside a bound term)::
+
+        def fn(inputs: TermInputs):
+            feature_map = inputs.outputs[0]                  # (batch, h, w, channels)
+            return -tf.reduce_mean(feature_map, axis=[1, 2, 3])
     """
 
     image: tf.Tensor

@@ -44,6 +44,11 @@ class OptimizationResult:
         gradients: the energy's gradient at the final images (computed on first access).
 
     Unpacks like keras-vis' return value: ``images, gradients = opt.minimize()``.
+
+    Example:
+        >>> result = opt.minimize(max_iter=100, keep_best=True)
+        >>> result.history["loss"].shape, result.best_loss.shape
+        ((100, 4), (4,))
     """
 
     def __init__(self, images, history, steps, best_images=None, best_loss=None,

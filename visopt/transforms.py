@@ -22,7 +22,17 @@ import tensorflow as tf
 
 
 class Transform:
-    """A random, differentiable map from images ``(batch, *spatial, channels)`` to images."""
+    """A random, differentiable map from images ``(batch, *spatial, channels)`` to images.
+
+    ``seed`` is a stateless-random seed pair that changes every step; use ``tf.random.stateless_*``
+    ops with it so that runs are reproducible.
+
+    Example (random brightness, the same draw for the whole batch)::
+
+        class RandomBrightness(Transform):
+            def __call__(self, images, seed):
+                return images + tf.random.stateless_uniform((), seed, -5.0, 5.0)
+    """
 
     def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -32,7 +42,18 @@ class Transform:
 
 
 class AffineTransform(Transform):
-    """A transform given by a 3x3 matrix that maps output pixel coordinates (x, y, 1) to input ones."""
+    """A transform given by a 3x3 matrix that maps output pixel coordinates (x, y, 1) to input ones.
+
+    Subclasses implement ``matrix``; consecutive affine transforms are fused into one resample.
+
+    Example (a random horizontal flip)::
+
+        class RandomFlip(AffineTransform):
+            def matrix(self, height, width, seed):
+                flip = tf.random.stateless_uniform((), seed) < 0.5
+                sign = tf.where(flip, -1.0, 1.0)
+                return tf.stack([[sign, 0.0, tf.where(flip, width - 1.0, 0.0)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    """
 
     def matrix(self, height: int, width: int, seed: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -90,7 +111,7 @@ class Jitter(AffineTransform):
             return super().__call__(images, seed)
         spatial = list(range(1, images.shape.rank - 1))
         limits = [self.pixels(images.shape[a]) for a in spatial]
-        shifts = [tf.random.stateless_uniform((), tf.stack([seed[0], seed[1] + a]), -limit, limit + 1, tf.int32)
+        shifts = [tf.random.stateless_uniform((), tf.stack([seed[0], seed[1] * 8 + a]), -limit, limit + 1, tf.int32)
                   for a, limit in zip(spatial, limits)]
         return tf.roll(images, shift=shifts, axis=spatial)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from visopt.demo.data import CLASS_NAMES, make_dataset
 from visopt.demo.models import train_demo_model
-from visopt.images import stitch_images
+from visopt.images import deprocess_image, stitch_images
 from visopt.io import save_image
 from visopt.visualization import visualize_activation
 
@@ -51,6 +51,10 @@ def main(argv=None) -> int:
     images = visualize_activation(model, "predictions", indices, max_iter=args.steps, seed=args.seed)
     predicted = model.predict(images.astype(np.float32), verbose=0).argmax(axis=1)
     written.append(save_image(out / "classes.png", _enlarge(stitch_images(images, cols=per_class))))
+    # Class images are low in contrast once the class wins (the regularizers take over); stretch each
+    # for display. The unstretched file is what the model saw.
+    stretched = deprocess_image(images.astype(np.float32), percentile=1)
+    written.append(save_image(out / "classes_stretched.png", _enlarge(stitch_images(stretched, cols=per_class))))
     recognised = float(np.mean(predicted == np.array(indices)))
     print(f"class images (rows: {', '.join(CLASS_NAMES)}): {recognised:.0%} classified as their class")
 
