@@ -11,7 +11,11 @@ Contenders:
 * ``visopt (reused Optimizer)`` -- the same energy on one ``visopt.Optimizer`` whose compiled step
   is reused by the second ``minimize`` call: the loop without per-request set-up.
 * ``bare``    -- the same math written here as a plain ``tf.function`` step (no visopt code): the
-  floor that visopt's per-step overhead is measured against.
+  floor that visopt's per-step overhead is measured against. Its score is the log-probability of
+  the class (``log_softmax`` of the logits), which is what visopt's ``ActivationMaximization``
+  climbs by default on a softmax layer (``score="auto"``); before visopt commit 7f3f8b7 it was
+  the logit itself. The run starts by checking that both give the same losses (transforms off,
+  same start images), so a change of visopt's defaults cannot silently skew the comparison.
 * ``tf-keras-vis`` -- tf-keras-vis 0.8.7 with its defaults (skipped when it is not installed).
 * ``visopt fourier`` -- for information: the fourier parameterization.
 
@@ -40,6 +44,7 @@ import resource
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -96,9 +101,13 @@ def logits_model(model: keras.Model) -> keras.Model:
 
 
 class BareLoop:
-    """Activation maximization of one batch as a hand-written ``tf.function`` step and a Python loop."""
+    """Activation maximization of one batch as a hand-written ``tf.function`` step and a Python loop.
 
-    def __init__(self, model: keras.Model, classes: list[int]):
+    ``transforms=False`` leaves the view untransformed (used only to check the math against visopt).
+    """
+
+    def __init__(self, model: keras.Model, classes: list[int], transforms: bool = True):
+        self.transforms = transforms
         self.features = logits_model(model)
         self.shape = tuple(int(d) for d in model.inputs[0].shape[1:])
         batch = len(classes)
@@ -125,6 +134,8 @@ class BareLoop:
         return tf.stack([cos, sin, tx, -sin, cos, ty, 0.0, 0.0])
 
     def _view(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if not self.transforms:
+            return images
         transforms = tf.tile(self._view_matrix(seed)[None], (tf.shape(images)[0], 1))
         return tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
@@ -133,14 +144,15 @@ class BareLoop:
     def _energy(self, seed: tf.Tensor) -> tf.Tensor:
         low, high = INPUT_RANGE
         logits = self.features(self._view(self.pixels, seed), training=False)
-        activation = tf.reduce_sum(logits * self.target, axis=1)
+        log_probability = tf.nn.log_softmax(logits, axis=1)
+        score = tf.reduce_sum(log_probability * self.target, axis=1)
         unit = (self.pixels - low) * (2.0 / (high - low)) - 1.0
         lp_norm = tf.pow(tf.reduce_mean(tf.pow(tf.abs(unit), LP_P), axis=[1, 2, 3]) + EPSILON, 1.0 / LP_P)
         base = unit[:, :-1, :-1, :]
         dy = unit[:, 1:, :-1, :] - base
         dx = unit[:, :-1, 1:, :] - base
         total_variation = tf.reduce_mean(tf.square(dx) + tf.square(dy) + EPSILON, axis=[1, 2, 3])
-        return -activation + LP_WEIGHT * lp_norm + TV_WEIGHT * total_variation
+        return -score + LP_WEIGHT * lp_norm + TV_WEIGHT * total_variation
 
     def _step(self, seed: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
@@ -157,11 +169,14 @@ class BareLoop:
         self.pixels.assign(tf.clip_by_value(self.pixels - update, low, high))
         return energy
 
-    def run(self, steps: int, seed: int) -> np.ndarray:
-        """Optimize from mid-grey noise for ``steps`` steps; return uint8 images."""
+    def run(self, steps: int, seed: int, start: np.ndarray | None = None) -> np.ndarray:
+        """Optimize from ``start`` (mid-grey noise when None) for ``steps`` steps; return uint8 images.
+
+        The energy of every step is kept in ``self.losses`` ``(steps, batch)``.
+        """
         low, high = INPUT_RANGE
-        rng = np.random.default_rng(seed)
-        start = (low + high) / 2 + (high - low) * 0.1 * rng.uniform(-1, 1, self.pixels.shape)
+        if start is None:
+            start = noise_images(self.pixels.shape, seed)
         self.pixels.assign(start.astype(np.float32))
         self.mean.assign(tf.zeros_like(self.mean))
         self.square.assign(tf.zeros_like(self.square))
@@ -169,7 +184,31 @@ class BareLoop:
         losses = []
         for t in range(steps):
             losses.append(self.step(tf.constant([seed, t], tf.int64)).numpy())  # read each step, as visopt
+        self.losses = np.array(losses)
         return np.clip(np.rint(self.pixels.numpy()), low, high).astype(np.uint8)
+
+
+def noise_images(shape, seed: int) -> np.ndarray:
+    """Mid-grey images with +-10% uniform noise."""
+    low, high = INPUT_RANGE
+    rng = np.random.default_rng(seed)
+    return ((low + high) / 2 + (high - low) * 0.1 * rng.uniform(-1, 1, shape)).astype(np.float32)
+
+
+def check_same_math(model: keras.Model, steps: int = 3) -> float:
+    """Largest relative difference between visopt's and the bare loop's per-image energies.
+
+    Both run ``steps`` steps from the same start images with the random transforms turned off; the
+    first steps agree to float round-off when the bare loop restates visopt's defaults faithfully
+    (later steps drift apart slowly: Adam's normalised steps amplify round-off).
+    """
+    start = noise_images((len(CLASSES),) + model_shape(model), seed=11)
+    result = visopt.Optimizer(model, visopt_energy(), transforms=[]).minimize(
+        seed_input=start, max_iter=steps, jitter=0, seed=11, verbose=False)
+    loop = BareLoop(model, CLASSES, transforms=False)
+    loop.run(steps, seed=11, start=start)
+    reference = result.history["loss"]
+    return float(np.max(np.abs(loop.losses - reference) / np.maximum(np.abs(reference), 1e-3)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,16 +262,21 @@ def make_contenders(model: keras.Model) -> list[Contender]:
                   Contender("bare tf.function", run_bare)]
     if PEER_IMPORT_ERROR is None:
         # tf-keras-vis' ReplaceToLinear reads ``model.output_names``, which Keras 3 Sequential models
-        # lack: hand it the same layers as a functional model (it clones the model anyway).
-        functional = keras.Model(model.inputs, model.outputs, name="demo_cnn_functional")
+        # lack: hand it the same layers as a functional model then (it clones the model anyway).
+        functional = model
+        if not hasattr(model, "output_names"):
+            functional = keras.Model(model.inputs, model.outputs, name=f"{model.name}_functional")
 
         def run_peer(steps, seed):
             tf.random.set_seed(seed)
             np.random.seed(seed)  # its Jitter draws from numpy's global generator
             visualizer = PeerActivationMaximization(functional, model_modifier=ReplaceToLinear(), clone=True)
-            images = visualizer(CategoricalScore(CLASSES),
-                                seed_input=tf.random.uniform((len(CLASSES),) + model_shape(model), 0, 255),
-                                input_range=(0, 255), steps=steps)
+            with warnings.catch_warnings():
+                # it calls the model on a list of inputs: Keras warns about the structure on every step
+                warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+                images = visualizer(CategoricalScore(CLASSES),
+                                    seed_input=tf.random.uniform((len(CLASSES),) + model_shape(model), 0, 255),
+                                    input_range=(0, 255), steps=steps)
             return np.asarray(images)
 
         contenders.append(Contender("tf-keras-vis 0.8.7", run_peer))
@@ -391,6 +435,11 @@ def main(argv=None) -> int:
 
     log("memory ...")
     memory = memory_by_steps(model, args.memory_steps)
+
+    log("checking that the bare loop is visopt's math ...")
+    mismatch = check_same_math(model)
+    log(f"  transforms off, same start, 3 steps: max relative energy difference {mismatch:.1e} "
+        f"({'same math' if mismatch < 1e-3 else 'WARNING: NOT the same math, the ratios are not comparable'})")
 
     log("quality ...")
     quality = {c.name: judged_share(judge, c.images) for c in contenders}

@@ -146,3 +146,8 @@ def test_total_variation_needs_two_pixels():
     model = keras.Sequential([keras.Input((1, 8, 3)), keras.layers.Conv2D(2, 1, name="c")])
     with pytest.raises(ValueError, match="at least 2 pixels"):
         Optimizer(model, ActivationMaximization("c", 0) + TotalVariation())
+
+
+def test_batch_error_names_the_reported_term(model):
+    with pytest.raises(ValueError, match="'activation_maximization_2'"):
+        Optimizer(model, ActivationMaximization("conv_a", [0, 1]) + ActivationMaximization("conv_b", [0, 1, 2]))

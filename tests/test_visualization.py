@@ -130,3 +130,26 @@ def test_demo_writes_the_grids(tmp_path, monkeypatch, capsys):
 
     grid = iio.imread(tmp_path / "demo" / "classes.png")
     assert grid.ndim == 3 and grid.shape[2] == 3 and grid.std() > 20
+
+
+def test_saved_images_are_readable_and_atomic(tmp_path):
+    import os
+    import stat
+
+    from visopt.io import save_image
+
+    path = save_image(tmp_path / "sub" / "grid.png", np.zeros((4, 5, 3), np.uint8))
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode & stat.S_IRGRP and mode & stat.S_IROTH
+    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]  # no temporary left behind
+    with pytest.raises(ValueError, match="uint8"):
+        save_image(tmp_path / "bad.png", np.zeros((4, 5, 3), np.float32))
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_visualize_activation_passes_score(demo_model):
+    logits = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0, score="activation")
+    log_p = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0)
+    assert np.abs(logits.astype(int) - log_p.astype(int)).mean() > 5
+    with pytest.raises(ValueError, match="unknown score 'prob'"):
+        visualize_activation(demo_model, "predictions", [1], score="prob")

@@ -42,9 +42,10 @@ class ActivationMaximization(Term):
         score: ``"activation"`` climbs the (pre-)activation itself, as keras-vis did;
             ``"log_probability"`` climbs ``log_softmax`` of the units (computed from the logits),
             i.e. this unit *relative to the others*; ``"auto"`` (default) uses log_probability
-            for softmax layers and activation otherwise. Measured on the demo task, plain logits
-            gave class images that the model itself recognised 75-88% of the time (one pattern
-            raises two logits at once), log-probability 100%. For a model that outputs raw
+            for softmax layers and activation otherwise. Measured on three demo CNNs (seeds 0-2, 16
+            class images, 150 steps, default weights), plain logits gave images that each model
+            itself recognised 75-88% of the time (one pattern can raise two logits at once),
+            log-probability 100%; the price is fainter images once the class wins. For a model that outputs raw
             logits (``from_logits=True`` training), pass ``score="log_probability"`` yourself.
 
     Works on Dense outputs and Conv1D/2D/3D feature maps, channels_last and channels_first.

@@ -38,7 +38,9 @@ class OptimizationResult:
     Attributes:
         images: ``(batch, *spatial, channels)`` channels-last, uint8 when ``input_range`` is (0, 255),
             else float32 in input units.
-        history: term name (and ``"loss"``, the overall energy) -> array ``(steps, batch)``.
+        history: term name (and ``"loss"``, the overall energy) -> array ``(steps, batch)``. Row ``t`` is
+            the energy of step ``t``'s image, measured on that step's randomly transformed view,
+            before the update; so the last row is one update behind ``images``.
         best_images, best_loss: with ``keep_best=True``, each image's lowest-energy iterate.
         steps: iterations run (fewer than asked when a non-finite value stopped a ``"warn"`` run).
         gradients: the energy's gradient at the final images (computed on first access).
@@ -173,11 +175,11 @@ class Optimizer:
 
     def _bind_terms(self, layers, term_slots):
         bound, batch = [], None
-        for (term, weight), slots in zip(self.energy.terms, term_slots):
+        for (term, weight), slots, name in zip(self.energy.terms, term_slots, self.energy.names()):
             out = term.bind([layers[i] for i in slots], self.spec)
             fn, size = out if isinstance(out, tuple) else (out, None)
             if size is not None and batch is not None and size != batch:
-                raise ValueError(f"terms ask for different batch sizes: {batch} and {size} ({term.name!r}); "
+                raise ValueError(f"terms ask for different batch sizes: {batch} and {size} ({name!r}); "
                                  "give every term one entry per image or a single entry")
             batch = size if size is not None else batch
             bound.append((fn, weight, slots))

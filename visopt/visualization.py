@@ -16,7 +16,8 @@ _OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
 
 def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, input_range=(0, 255),
                          max_iter: int = 200, act_max_weight: float = 1.0, lp_norm_weight: float = 0.5,
-                         tv_weight: float = 2.0, verbose: bool = False, **optimizer_params) -> np.ndarray:
+                         tv_weight: float = 2.0, score: str = "auto", verbose: bool = False,
+                         **optimizer_params) -> np.ndarray:
     """Images that maximize filters or units of ``layer``: one image per entry of ``filter_indices``.
 
     Args:
@@ -29,6 +30,7 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         input_range: ``(low, high)`` of the model's input.
         max_iter: optimization steps.
         act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term).
+        score: what ActivationMaximization climbs (``"auto"``, ``"activation"``, ``"log_probability"``).
         verbose: show a progress bar.
         **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
             ``learning_rate``, ``data_format``) or to ``minimize`` (``jitter``, ``seed``, ``callbacks``,
@@ -41,7 +43,7 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         >>> images = visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
         >>> grid = stitch_images(images)
     """
-    energy = act_max_weight * ActivationMaximization(layer, filter_indices)
+    energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)
     if lp_norm_weight:
         energy = energy + lp_norm_weight * LPNorm()
     if tv_weight:
