@@ -76,10 +76,7 @@ class ActivationMaximization(Term):
         units = layer.output.shape[axis]
         rows = self.filter_indices if self.filter_indices is not None else [[i] for i in range(units)]
         for row in rows:
-            for index in row:
-                if not -units <= index < units:
-                    raise IndexError(f"filter index {index} is out of range for layer {layer.name!r}, which "
-                                     f"has {units} filters/units (valid indices 0..{units - 1})")
+            _check_indices(row, layer, units)
         selection = np.zeros((len(rows), units), np.float32)
         for r, row in enumerate(rows):
             for index in row:
@@ -129,10 +126,7 @@ class DeepDream(Term):
         axis = channel_axis(layer, rank) % rank
         units = layer.output.shape[axis]
         if self.filter_indices is not None:
-            for index in self.filter_indices:
-                if not -units <= index < units:
-                    raise IndexError(f"filter index {index} is out of range for layer {layer.name!r}, which "
-                                     f"has {units} filters/units (valid indices 0..{units - 1})")
+            _check_indices(self.filter_indices, layer, units)
         indices = self.filter_indices
 
         def fn(inputs: TermInputs) -> tf.Tensor:
@@ -142,6 +136,13 @@ class DeepDream(Term):
             return -tf.reduce_mean(tf.square(out), axis=list(range(1, rank)))
 
         return fn
+
+
+def _check_indices(indices, layer, units: int) -> None:
+    for index in indices:
+        if not -units <= index < units:
+            raise IndexError(f"filter index {index} is out of range for layer {layer.name!r}, which "
+                             f"has {units} filters/units (valid indices 0..{units - 1})")
 
 
 def _is_index(value) -> bool:
