@@ -7,7 +7,8 @@ Example:
     >>> result = visopt.Optimizer(model, energy).minimize(max_iter=200)
 """
 
-from visopt.callbacks import OptimizerCallback, ProgressBar
+from visopt.callbacks import OptimizerCallback, ProgressBar, ProgressRecorder
+from visopt.frame_writer import FrameWriter, FrameWriterError
 from visopt.energy import Energy, ImageSpec, Term, TermInputs
 from visopt.images import deprocess_image, stitch_images
 from visopt.losses import ActivationMaximization, DeepDream
@@ -20,6 +21,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationMaximization", "DeepDream", "Energy", "ImageSpec", "Jitter", "LPNorm", "OptimizationResult",
-    "Optimizer", "OptimizerCallback", "Pad", "ProgressBar", "RandomRotate", "RandomScale", "Term", "TermInputs",
+    "Optimizer", "OptimizerCallback", "Pad", "ProgressBar", "ProgressRecorder", "FrameWriter", "FrameWriterError", "RandomRotate", "RandomScale", "Term", "TermInputs",
     "TotalVariation", "Transform", "deprocess_image", "stitch_images", "visualize_activation",
 ]

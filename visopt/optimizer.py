@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visopt.callbacks import OptimizerCallback, ProgressBar
+from visopt.callbacks import OptimizerCallback, ProgressBar, ProgressRecorder
 from visopt.energy import Energy, ImageSpec, TermInputs
 from visopt.parameterizations import PARAMETERIZATIONS, initial_images, make_parameterization
 from visopt.surgery import build_feature_model, data_format_of, find_layer, model_input
@@ -254,7 +254,7 @@ class Optimizer:
     def minimize(self, seed_input=None, max_iter: int = 200, jitter: float = 0.05, callbacks=None,
                  verbose: bool = True, *, seed: int | None = None, keep_best: bool = False,
                  on_nonfinite: str = "raise", learning_rate: float | None = None,
-                 seed_img=None) -> OptimizationResult:
+                 progress_gif_path=None, frame_every: int = 1, seed_img=None) -> OptimizationResult:
         """Run ``max_iter`` steps of gradient descent on the energy and return the images.
 
         Args:
@@ -270,10 +270,14 @@ class Optimizer:
             on_nonfinite: ``"raise"`` (default) raises ``FloatingPointError`` when the energy or its
                 gradient becomes NaN/Inf; ``"warn"`` warns and returns the last finite iterate.
             learning_rate: overrides the Optimizer's for this run.
+            progress_gif_path: record the run as an animation: ``.gif`` (added when there is no
+                suffix), ``.mp4``, or see :class:`~visopt.callbacks.ProgressRecorder` for more.
+            frame_every: with ``progress_gif_path``, one frame every this many steps.
             seed_img: keras-vis' name for ``seed_input``.
 
         Example:
             >>> images, grads = opt.minimize(max_iter=500, verbose=True, jitter=0)   # keras-vis call
+            >>> opt.minimize(max_iter=500, jitter=0, progress_gif_path="opt_progress")  # writes opt_progress.gif
         """
         if seed_img is not None:
             if seed_input is not None:
@@ -295,6 +299,12 @@ class Optimizer:
         for cb in callbacks:
             if not isinstance(cb, OptimizerCallback):
                 raise TypeError(f"callbacks must be OptimizerCallback objects, got {cb!r}")
+        if progress_gif_path is not None:
+            callbacks.append(ProgressRecorder(progress_gif_path, frame_every=frame_every,
+                                              input_range=self.input_range))
+        for cb in callbacks:
+            if isinstance(cb, ProgressRecorder) and cb.input_range is None:
+                cb.input_range = self.input_range
         if verbose:
             callbacks.insert(0, ProgressBar())
 

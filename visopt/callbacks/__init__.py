@@ -2,5 +2,6 @@
 
 from visopt.callbacks.optimizer_callback import OptimizerCallback
 from visopt.callbacks.progress_bar import ProgressBar
+from visopt.callbacks.progress_recorder import ProgressRecorder
 
-__all__ = ["OptimizerCallback", "ProgressBar"]
+__all__ = ["OptimizerCallback", "ProgressBar", "ProgressRecorder"]

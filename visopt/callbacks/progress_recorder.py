@@ -1,0 +1,79 @@
+"""Record an optimization as an animation (GIF, MP4, PNG sequence or TensorBoard) through the frame writer."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from visopt.callbacks.optimizer_callback import OptimizerCallback
+from visopt.frame_writer import FrameWriter, FrameWriterError
+
+
+class ProgressRecorder(OptimizerCallback):
+    """Write one frame every ``frame_every`` steps (and the last step) of ``minimize``.
+
+    ``minimize(progress_gif_path=...)`` adds one; pass your own for other formats or options.
+    A write failure warns once and lets the optimization finish; nothing is left under the final
+    name then.
+
+    Args:
+        path: ``name.gif``, ``name.mp4``, a folder (PNG sequence), or a path without suffix, which
+            gets ``.gif`` (keras-vis' ``progress_gif_path='opt_progress'``). Folders are created.
+        frame_every: record every this many steps.
+        image_index: record only this image of the batch; None tiles the whole batch.
+        input_range: the images' range when they are float (set by ``minimize``).
+        **writer_options: passed to :class:`~visopt.frame_writer.FrameWriter` (``fps``, ``format``,
+            ``min_size``, ``max_size``, ``annotate``, ``cols``, ``loop``...).
+
+    Example:
+        >>> opt.minimize(max_iter=200, callbacks=[ProgressRecorder("runs/opt.mp4", frame_every=2, fps=30)])
+    """
+
+    def __init__(self, path, frame_every: int = 1, image_index: int | None = None, input_range=None,
+                 **writer_options):
+        if not isinstance(frame_every, int) or frame_every < 1:
+            raise ValueError(f"frame_every must be a positive int, got {frame_every!r}")
+        path = Path(path)
+        if not path.suffix and writer_options.get("format") is None:
+            path = path.with_name(path.name + ".gif")
+        self.path = path
+        self.frame_every = frame_every
+        self.image_index = image_index
+        self.input_range = input_range
+        self.writer_options = writer_options
+        self.writer: FrameWriter | None = None
+        self.frames = 0
+        self._last_step = None
+        self.failed = False
+
+    def on_begin(self, max_iter, batch_size):
+        self._last_step = max_iter - 1
+        self.frames = 0
+        self.failed = False
+        options = dict(self.writer_options)
+        options.setdefault("value_range", self.input_range)
+        self.writer = FrameWriter(self.path, image_index=self.image_index, **options)
+
+    def on_step(self, step, images, losses):
+        if self.failed or (step % self.frame_every and step != self._last_step):
+            return
+        loss = float(losses["loss"].mean())
+        try:
+            self.writer.write(images, text=f"step {step}  loss {loss:.4g}")
+            self.frames += 1
+        except FrameWriterError as err:
+            self._fail(err)
+
+    def on_end(self, result):
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except FrameWriterError as err:
+            self._fail(err)
+        self.writer = None
+
+    def _fail(self, err):
+        if not self.failed:
+            self.failed = True
+            warnings.warn(f"progress recording stopped: {err}", RuntimeWarning, stacklevel=3)
