@@ -21,7 +21,8 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "tensorboard"],
+        "tensorboard": ["tensorboard"],
         "benchmark": ["tf-keras-vis==0.8.7", "psutil"],
     },
     entry_points={"console_scripts": ["visopt-demo=visopt.demo.__main__:main"]},
