@@ -124,6 +124,7 @@ class FrameWriter:
         self.frames_written = 0
         self._size: tuple[int, int] | None = None  # (height, width) of every frame, fixed by the first
         self._error: BaseException | None = None
+        self._error_reported = False  # an encoder failure is raised to the caller once
         self._closed = False
         self._sink = _open_sink(self.format, self.path, self.fps, self.loop, self.tag)
         self._finalizer = weakref.finalize(self, self._sink.abort)
@@ -168,7 +169,7 @@ class FrameWriter:
         self._finalizer.detach()
         if self._error is not None:
             self._sink.abort()
-            if not getattr(self, "_error_reported", False):
+            if not self._error_reported:
                 self._error_reported = True
                 raise FrameWriterError(f"writing frames to {self.path} failed: {self._error}") from self._error
             return None
@@ -192,7 +193,7 @@ class FrameWriter:
             self.abort()
 
     def _raise_error_once(self) -> None:
-        if self._error is not None and not getattr(self, "_error_reported", False):
+        if self._error is not None and not self._error_reported:
             self._error_reported = True
             raise FrameWriterError(f"writing frames to {self.path} failed: {self._error}") from self._error
 
