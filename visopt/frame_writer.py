@@ -169,9 +169,7 @@ class FrameWriter:
         self._finalizer.detach()
         if self._error is not None:
             self._sink.abort()
-            if not self._error_reported:
-                self._error_reported = True
-                raise FrameWriterError(f"writing frames to {self.path} failed: {self._error}") from self._error
+            self._raise_error_once()
             return None
         return self.path
 
