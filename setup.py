@@ -18,6 +18,7 @@ setup(
         "opencv-python-headless",
         "imageio",
         "imageio-ffmpeg",
+        "matplotlib",
         "tqdm",
     ],
     extras_require={
@@ -25,5 +26,5 @@ setup(
         "tensorboard": ["tensorboard"],
         "benchmark": ["tf-keras-vis==0.8.7", "psutil"],
     },
-    entry_points={"console_scripts": ["visopt-demo=visopt.demo.__main__:main"]},
+    entry_points={"console_scripts": ["visopt=visopt.cli:main", "visopt-demo=visopt.demo.__main__:main"]},
 )
