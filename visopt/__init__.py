@@ -5,9 +5,10 @@ Example:
     >>> images = visopt.visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
     >>> energy = visopt.ActivationMaximization("conv2d", [3]) + 0.5 * visopt.LPNorm() + 2 * visopt.TotalVariation()
     >>> result = visopt.Optimizer(model, energy).minimize(max_iter=200)
+    >>> model.fit(x, y, callbacks=[visopt.WeightSnapshot("runs/weights", batch_interval=10, render_videos=True)])
 """
 
-from visopt.callbacks import OptimizerCallback, ProgressBar, ProgressRecorder
+from visopt.callbacks import OptimizerCallback, ProgressBar, ProgressRecorder, WeightHistory, WeightSnapshot
 from visopt.frame_writer import FrameWriter, FrameWriterError
 from visopt.energy import Energy, ImageSpec, Term, TermInputs
 from visopt.images import deprocess_image, stitch_images
@@ -22,5 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivationMaximization", "DeepDream", "Energy", "ImageSpec", "Jitter", "LPNorm", "OptimizationResult",
     "Optimizer", "OptimizerCallback", "Pad", "ProgressBar", "ProgressRecorder", "FrameWriter", "FrameWriterError", "RandomRotate", "RandomScale", "Term", "TermInputs",
-    "TotalVariation", "Transform", "deprocess_image", "stitch_images", "visualize_activation",
+    "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "stitch_images",
+    "visualize_activation",
 ]
