@@ -186,12 +186,16 @@ def test_trained_run_uses_its_global_range(tmp_path):
     renderer = WeightRenderer(stack.shape[1:], "matrix", cmap="gray", value_range=(low, high))
     frames = frames_of(callback.video_paths[0])
     band = frames[0].shape[0] - renderer.shape[0]  # the caption band on top
-    for i, frame in enumerate(frames):
-        np.testing.assert_array_equal(frame[band:], renderer(stack[i]))
+    # the 432x16 picture is centred on a frame wide enough for its caption
+    assert frames[0].shape[1] > 100 and renderer.shape[1] == 16
+    left = (frames[0].shape[1] - renderer.shape[1]) // 2
+    pictures = [frame[band:, left:left + renderer.shape[1]] for frame in frames]
+    for i, picture in enumerate(pictures):
+        np.testing.assert_array_equal(picture, renderer(stack[i]))
     argmin, argmax = np.unravel_index(stack.argmin(), stack.shape), np.unravel_index(stack.argmax(), stack.shape)
     flat = np.ravel_multi_index
-    assert (frames[argmin[0]][band:][renderer.index_map == flat(argmin[1:], stack.shape[1:])] == 0).all()
-    assert (frames[argmax[0]][band:][renderer.index_map == flat(argmax[1:], stack.shape[1:])] == 255).all()
+    assert (pictures[argmin[0]][renderer.index_map == flat(argmin[1:], stack.shape[1:])] == 0).all()
+    assert (pictures[argmax[0]][renderer.index_map == flat(argmax[1:], stack.shape[1:])] == 255).all()
 
 
 # -- layouts --------------------------------------------------------------------------------------

@@ -325,7 +325,8 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
     snapshot; with ``per_epoch``, ``epoch_XXX-layer_NAME-weights_YY.mp4`` (``XXX`` the 0-based
     epoch, as keras_weight_animator numbered them) holds one epoch's. The colour scale of a weight
     is fixed over all its snapshots (one pass over the stack first), so every frame uses the same
-    value-to-colour mapping. Frames are captioned with epoch, batch and step when ``annotate``.
+    value-to-colour mapping. Frames are captioned with epoch, batch and step when ``annotate``
+    (a picture narrower than its caption is centred on a wider black frame).
 
     Args:
         directory: a folder written by ``WeightSnapshot``.
@@ -368,6 +369,9 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
     suffix = "" if format == "png" else f".{format}"
     options = dict(format=format, fps=fps, min_size=1, max_size=max(max_frame_size, 8), annotate=annotate)
     texts = [f"epoch {r['epoch']}  batch {r['batch']}  step {r['step']}" for r in folder.records]
+    # FrameWriter writes the caption on one line at its smallest font on narrow frames and cuts what
+    # does not fit: narrow pictures (a Dense kernel with few outputs) are centred on a wider black frame
+    caption_width = max(_caption_width(text) for text in texts) if annotate else 0
 
     written: list[Path] = []
     for start in range(0, len(selected), concurrency):
@@ -393,7 +397,7 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
             for i, record in enumerate(folder.records):
                 new_epoch = i == 0 or record["epoch"] != folder.records[i - 1]["epoch"]
                 for j, (weight, stack, renderer) in enumerate(zip(group, stacks, renderers)):
-                    frame = renderer(stack[i])
+                    frame = _widened(renderer(stack[i]), caption_width)
                     writers[j].write(frame, text=texts[i])
                     if per_epoch:
                         if new_epoch:
@@ -408,3 +412,21 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
                 writer.abort()
             raise
     return sorted(path for path in written if path is not None)
+
+
+def _caption_width(text: str) -> int:
+    """Pixels a caption needs at the frame writer's smallest font (Hershey simplex, scale 0.35), with margins."""
+    import cv2
+
+    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+    return width + 8
+
+
+def _widened(frame: np.ndarray, width: int) -> np.ndarray:
+    """``frame`` centred on a black frame at least ``width`` pixels wide."""
+    if frame.shape[1] >= width:
+        return frame
+    out = np.zeros((frame.shape[0], width, 3), np.uint8)
+    left = (width - frame.shape[1]) // 2
+    out[:, left:left + frame.shape[1]] = frame
+    return out
