@@ -127,8 +127,13 @@ class WeightSnapshot(keras.callbacks.Callback):
         self._calls += 1
         if self._due is None or batch < self._due or self.failed:
             return
-        if self._writer is None and not self._open():
-            return  # not built yet: the snapshot is taken at the next batch
+        if self._writer is None:
+            try:
+                if not self._open():
+                    return  # not built yet: the snapshot is taken at the next batch
+            except OSError as err:  # the model was built by its first batch, and now the disk fails
+                self._fail(err)
+                return
         self._due = (batch // self.batch_interval + 1) * self.batch_interval
         self._snapshot(batch, self._step(step))
 
