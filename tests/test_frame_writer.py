@@ -159,3 +159,13 @@ def test_unwritable_path_fails_before_any_frame(tmp_path):
 def test_bad_options(tmp_path, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         FrameWriter(tmp_path / "x.gif", **kwargs)
+
+
+def test_a_long_caption_shrinks_to_fit_a_narrow_frame(tmp_path):
+    frame = FrameWriter(tmp_path / "n.gif", min_size=64)._compose(np.zeros((64, 64, 3), np.uint8),
+                                                                    "epoch 3  batch 10  step 70")
+    image = frame.render()
+    band = image[: image.shape[0] - 64]
+    lit = np.where(band.max(axis=(0, 2)) > 100)[0]
+    assert lit.min() >= 1 and lit.max() <= 62  # the whole text is inside the frame
+    assert lit.max() - lit.min() > 40  # and was drawn, not dropped

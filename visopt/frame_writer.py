@@ -256,7 +256,10 @@ class _Frame:
         if self.text is None:
             return pixels
         scale = max(0.35, width / 700)
-        band = int(round(_BAND * scale / 0.45))
+        text_width = cv2.getTextSize(self.text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+        if text_width > width - 6:  # shrink the caption to fit a narrow frame rather than cut it
+            scale = max(0.2, scale * (width - 6) / text_width)
+        band = int(round(_BAND * max(scale, 0.35) / 0.45))
         out = np.empty((height + band,) + pixels.shape[1:], pixels.dtype)
         out[:band] = background
         out[band:] = pixels
@@ -381,7 +384,7 @@ class _Mp4Sink:
             self.size = (height + height % 2, width + width % 2)  # yuv420p needs even sides
             self.writer = imageio_ffmpeg.write_frames(
                 str(self.tmp), (self.size[1], self.size[0]), fps=self.fps, codec="libx264", macro_block_size=1,
-                ffmpeg_log_level="error", output_params=["-crf", "18", "-preset", "ultrafast"])
+                ffmpeg_log_level="error", output_params=["-crf", "18", "-preset", "ultrafast", "-tune", "zerolatency"])
             self.writer.send(None)
         padded = np.zeros(self.size + (3,), np.uint8)
         padded[:frame.shape[0], :frame.shape[1]] = frame
