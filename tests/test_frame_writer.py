@@ -169,3 +169,16 @@ def test_a_long_caption_shrinks_to_fit_a_narrow_frame(tmp_path):
     lit = np.where(band.max(axis=(0, 2)) > 100)[0]
     assert lit.min() >= 1 and lit.max() <= 62  # the whole text is inside the frame
     assert lit.max() - lit.min() > 40  # and was drawn, not dropped
+
+
+def test_no_frames_means_no_file(tmp_path):
+    writer = FrameWriter(tmp_path / "empty.gif")
+    with pytest.raises(FrameWriterError, match="no frames were written"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_size_alone_lowers_the_default_min_size(tmp_path):
+    writer = FrameWriter(tmp_path / "x.gif", max_size=128, annotate=False)
+    assert writer._compose(np.zeros((32, 32, 3), np.uint8), None).render().shape == (128, 128, 3)
+    writer.abort()

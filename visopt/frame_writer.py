@@ -92,9 +92,10 @@ class FrameWriter:
         loop: GIF loop count, 0 for forever.
         image_index: for a batch ``(N, H, W, C)``, write only this image; None tiles the batch.
         cols: columns of the tiled grid (about square by default).
-        min_size, max_size: frames are scaled (nearest-neighbour up, area down) so that their longest
-            side lies within these pixel bounds; small 32x32 images become visible, big grids
-            never make huge files.
+        min_size, max_size: a frame whose longest side is below ``min_size`` is enlarged by the
+            largest whole factor that keeps it at or below ``min_size`` (nearest-neighbour, so
+            pixels stay sharp: 32 px becomes 256, 131 px stays 131); one above ``max_size`` is
+            shrunk to it (area). ``min_size`` defaults to ``min(256, max_size)``.
         annotate: draw each frame's ``text`` in a band above it.
         value_range: ``(low, high)`` for float frames (uint8 frames need none).
         queue_size: frames waiting for the encoder before ``write`` blocks.
@@ -107,13 +108,15 @@ class FrameWriter:
     """
 
     def __init__(self, path, *, format: str | None = None, fps: float = 10, loop: int = 0,
-                 image_index: int | None = None, cols: int | None = None, min_size: int = 256,
+                 image_index: int | None = None, cols: int | None = None, min_size: int | None = None,
                  max_size: int = 1024, annotate: bool = True, value_range=None, queue_size: int = 16,
                  tag: str = "frames"):
         self.format = format_for(path, format)
         self.path = Path(path)
         if not (isinstance(fps, (int, float)) and fps > 0):
             raise ValueError(f"fps must be a positive number, got {fps!r}")
+        if min_size is None and isinstance(max_size, int):
+            min_size = min(256, max_size)
         if not (isinstance(min_size, int) and isinstance(max_size, int) and 1 <= min_size <= max_size):
             raise ValueError(f"need 1 <= min_size <= max_size, got min_size={min_size!r}, max_size={max_size!r}")
         if not (isinstance(queue_size, int) and queue_size >= 1):
@@ -329,6 +332,8 @@ class _GifSink:
         self.handle.write(descriptor + table + data)
 
     def finish(self) -> None:
+        if not self.started:
+            raise ValueError("no frames were written, so there is no animation")
         self.handle.write(b"\x3b")
         self.handle.close()
         os.chmod(self.tmp, 0o644)

@@ -13,12 +13,13 @@ class ProgressRecorder(OptimizerCallback):
     """Write one frame every ``frame_every`` steps (and the last step) of ``minimize``.
 
     ``minimize(progress_gif_path=...)`` adds one; pass your own for other formats or options.
-    A write failure warns once and lets the optimization finish; nothing is left under the final
-    name then.
+    A path that cannot be written raises before the first step; a failure during the run warns
+    once and lets the optimization finish, and nothing is left under the final name then.
 
     Args:
-        path: ``name.gif``, ``name.mp4``, a folder (PNG sequence), or a path without suffix, which
-            gets ``.gif`` (keras-vis' ``progress_gif_path='opt_progress'``). Folders are created.
+        path: ``name.gif`` or ``name.mp4``; a path without suffix gets ``.gif`` (keras-vis'
+            ``progress_gif_path='opt_progress'``) unless ``format`` is given (``format="png"``
+            makes it a folder of PNGs). Missing folders are created.
         frame_every: record every this many steps.
         image_index: record only this image of the batch; None tiles the whole batch.
         input_range: the images' range when they are float (set by ``minimize``).
