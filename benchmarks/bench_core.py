@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import resource
-import subprocess
 import sys
 import threading
 import time
@@ -65,6 +64,7 @@ except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
 from visopt.demo import CLASS_NAMES, make_dataset, train_demo_model  # noqa: E402
+from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 
 try:
     import psutil
@@ -100,6 +100,7 @@ PEER_TARGET = 3.0             # tf-keras-vis / visopt at least
 # --------------------------------------------------------------------------------------------
 # The bare loop: visopt's default math written directly with TensorFlow.
 # --------------------------------------------------------------------------------------------
+
 def logits_model(model: keras.Model) -> keras.Model:
     """A functional model from ``model``'s input to the logits of its last (softmax) Dense layer."""
     last = model.layers[-1]
@@ -402,30 +403,6 @@ def judged_share(judge: keras.Model, batches: list[np.ndarray]) -> tuple[float, 
     intended = np.tile(np.asarray(CLASSES), len(batches))
     predicted = np.argmax(judge.predict(images, verbose=0), axis=1)
     return float(np.mean(predicted == intended)), len(images)
-
-
-def visopt_revision() -> str:
-    """The git commit of the visopt checkout being measured (``+modified`` with local changes), if any."""
-    package = os.path.dirname(os.path.abspath(visopt.__file__))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        changes = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True,
-                                 text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
-    return commit + ("+modified" if changes else "")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------------------------

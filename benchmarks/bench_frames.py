@@ -64,6 +64,7 @@ except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
 from visopt.frame_writer import FrameWriter  # noqa: E402
+from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 from visopt.images import stitch_images  # noqa: E402
 
 try:
@@ -146,6 +147,7 @@ class PeakRss:
         return False
 
 
+
 def cpu_seconds() -> float:
     """CPU time of this process (all threads) and of its waited-for children (the ffmpeg encoder)."""
     t = os.times()
@@ -200,29 +202,6 @@ def paired_ratio(on: Contender, off: Contender, cpu: bool = False) -> float:
     """Median over rounds of on / off (wall or CPU), each pair taken back to back."""
     pairs = zip(on.cpu, off.cpu) if cpu else zip(on.wall, off.wall)
     return statistics.median(a / b for a, b in pairs)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def visopt_revision() -> str:
-    package = os.path.dirname(os.path.abspath(visopt.__file__))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        changes = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True,
-                                 text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
-    return commit + ("+modified" if changes else "")
 
 
 def version(module: str) -> str:
