@@ -18,21 +18,12 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from visopt.callbacks import WeightSnapshot  # noqa: E402
 
-
-def build():
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
-    x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(2, name="out")(x)
-    model = keras.Model(inputs, outputs, name="tiny")
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-    return model
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_weight_snapshot import tiny_cnn as build  # noqa: E402 - the same model as the tests, after the device set-up
 
 
 def train(model, out):
