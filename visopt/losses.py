@@ -169,10 +169,4 @@ def _normalize_indices(value) -> list[list[int]] | None:
                     f"lists (filters maximized together); got {value!r}")
 
 
-def filter_count(value) -> int | None:
-    """How many images a ``filter_indices`` value asks for (None: all filters)."""
-    rows = _normalize_indices(value)
-    return None if rows is None else len(rows)
-
-
 __all__: Sequence[str] = ("ActivationMaximization", "DeepDream")

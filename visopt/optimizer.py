@@ -300,9 +300,8 @@ class Optimizer:
             if not isinstance(cb, OptimizerCallback):
                 raise TypeError(f"callbacks must be OptimizerCallback objects, got {cb!r}")
         if progress_gif_path is not None:
-            callbacks.append(ProgressRecorder(progress_gif_path, frame_every=frame_every,
-                                              input_range=self.input_range))
-        for cb in callbacks:
+            callbacks.append(ProgressRecorder(progress_gif_path, frame_every=frame_every))
+        for cb in callbacks:  # float images are mapped to colours with the optimizer's range
             if isinstance(cb, ProgressRecorder) and cb.input_range is None:
                 cb.input_range = self.input_range
         if verbose:

@@ -156,11 +156,9 @@ def build_feature_model(model, requests: Sequence[LayerRequest]) -> keras.Model:
         return out
 
     new_input = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-    if any(layer is model for layer in layers):
-        out = _inline(model, call, (new_input,))
+    out = _inline(model, call, (new_input,))
+    if id(model) in wanted:  # the whole model's output is a target
         recorded[(id(model), False)] = out
-    else:
-        _inline(model, call, (new_input,))
     outputs = [recorded[(id(layer), r.pre_activation and id(layer) in linearize)]
                for layer, r in zip(layers, requests)]
     return keras.Model(new_input, outputs, name=f"{model.name}_features")
