@@ -160,11 +160,11 @@ def test_repeated_requests_reuse_the_optimizer_and_free_deleted_models():
     import weakref
 
     from conftest import small_conv_model
-    from visopt import visualization
+    from visopt import _cache
 
     model = small_conv_model((12, 12, 3), seed=9, name="cached")
     first = visualize_activation(model, "conv_b", [1, 2], max_iter=5, seed=0, input_range=(0, 1))
-    entries = visualization._CACHE[model]
+    entries = _cache._CACHE[model]
     assert len(entries) == 1
     again = visualize_activation(model, "conv_b", [1, 2], max_iter=5, seed=0, input_range=(0, 1))
     assert len(entries) == 1  # the same Optimizer served the second call

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import weakref
-from collections import OrderedDict
 
-import keras
 import numpy as np
 
+from visopt._cache import cached, request_key
 from visopt.losses import ActivationMaximization
 from visopt.optimizer import Optimizer
 from visopt.regularizers import LPNorm, TotalVariation
 
 _OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
                         if p not in ("model", "losses", "input_range"))
-
-# Optimizers of recent requests, per model: a repeated request skips model surgery and tracing
-# (about 0.3 s on the demo model, 20% of a 200-step run). Keyed weakly, so deleting a model frees
-# its entries; the Optimizer itself keeps no reference to the model.
-_CACHE: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
-_CACHE_PER_MODEL = 8
-
 
 def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, input_range=(0, 255),
                          max_iter: int = 200, act_max_weight: float = 1.0, lp_norm_weight: float = 0.5,
@@ -62,44 +53,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
             energy = energy + tv_weight * TotalVariation()
         return Optimizer(model, energy, input_range=input_range, **optimizer_kwargs)
 
-    key = _request_key(layer, filter_indices, act_max_weight, lp_norm_weight, tv_weight, score, input_range,
+    key = request_key(layer, filter_indices, act_max_weight, lp_norm_weight, tv_weight, score, input_range,
                        optimizer_kwargs)
-    optimizer = _cached(model, key, build)
+    optimizer = cached(model, key, build)  # a repeated request skips surgery and tracing
     result = optimizer.minimize(seed_input=seed_input, max_iter=max_iter, verbose=verbose, **optimizer_params)
     return result.images
-
-
-def _request_key(layer, filter_indices, *rest):
-    """A hashable key for what shapes the Optimizer's graph, or None when a part is not hashable.
-
-    Objects (a Layer, Transform objects) count by identity: the cached Optimizer holds them, so
-    their ids cannot be reused by other objects while the entry exists.
-    """
-    def freeze(value):
-        if isinstance(value, (list, tuple, np.ndarray)):
-            return tuple(freeze(v) for v in value)
-        if isinstance(value, dict):
-            return tuple(sorted((k, freeze(v)) for k, v in value.items()))
-        if isinstance(value, (str, int, float, bool, type(None), np.integer, np.floating)):
-            return value
-        return ("object", id(value))
-
-    try:
-        key = (freeze(layer), freeze(filter_indices)) + tuple(freeze(v) for v in rest)
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-def _cached(model, key, build) -> Optimizer:
-    if key is None or not isinstance(model, keras.Model):
-        return build()
-    entries = _CACHE.setdefault(model, OrderedDict())
-    if key in entries:
-        entries.move_to_end(key)
-        return entries[key]
-    optimizer = entries[key] = build()
-    while len(entries) > _CACHE_PER_MODEL:
-        entries.popitem(last=False)
-    return optimizer
