@@ -47,3 +47,19 @@ def logits_of(model, images, layer_name="predictions"):
     hidden = keras.Model(model.inputs[0], layer.input)(np.asarray(images, np.float32))
     kernel, bias = layer.get_weights()
     return np.asarray(hidden) @ kernel + bias
+
+
+@pytest.fixture(scope="session")
+def object_model():
+    """A CNN trained to name the shape of one small object placed at random (see visopt.demo.objects)."""
+    from visopt.demo.objects import train_object_model
+
+    return train_object_model(seed=0)
+
+
+@pytest.fixture(scope="session")
+def object_data():
+    """Held-out object images with their boxes and masks."""
+    from visopt.demo.objects import make_object_dataset
+
+    return make_object_dataset(48, seed=11)

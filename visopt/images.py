@@ -66,3 +66,48 @@ def stitch_images(images, cols: int | None = None, margin: int = 2, fill=255) ->
         r, c = divmod(i, cols)
         grid[r * (h + margin):r * (h + margin) + h, c * (w + margin):c * (w + margin) + w] = image
     return grid
+
+
+#: OpenCV colour maps accepted by ``overlay`` (lower-case names).
+COLORMAPS = {name[len("COLORMAP_"):].lower(): getattr(__import__("cv2"), name)
+             for name in dir(__import__("cv2")) if name.startswith("COLORMAP_")}
+
+
+def overlay(image, heatmap, cmap: str = "jet", alpha: float = 0.5, input_range=None) -> np.ndarray:
+    """Blend a heatmap in [0, 1] over an image: ``(H, W, 3)`` uint8.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; uint8, or float with ``input_range``
+            (stretched to its own min/max without one).
+        heatmap: ``(H, W)`` in [0, 1], e.g. one map of ``visualize_saliency`` or ``visualize_cam``.
+        cmap: an OpenCV colour map name: ``jet``, ``turbo``, ``viridis``, ``inferno``, ``hot``...
+        alpha: the heatmap's weight (0 shows the image only, 1 the heatmap only).
+
+    Example:
+        >>> save_image("cam.png", overlay(images[0], visualize_cam(model, "predictions", 3, images[:1])[0]))
+    """
+    import cv2
+
+    heat = np.asarray(heatmap, np.float32)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be (H, W), got shape {heat.shape}")
+    if not np.all(np.isfinite(heat)) or heat.min() < 0 or heat.max() > 1:
+        raise ValueError("heatmap values must be finite and in [0, 1] (use normalize_maps first)")
+    if cmap not in COLORMAPS:
+        raise ValueError(f"unknown colour map {cmap!r}; valid: {sorted(COLORMAPS)}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    picture = np.asarray(image)
+    if picture.ndim == 3 and picture.shape[-1] == 1:
+        picture = picture[..., 0]
+    if picture.ndim == 2:
+        picture = np.repeat(picture[..., None], 3, axis=-1)
+    if picture.ndim != 3 or picture.shape[-1] != 3:
+        raise ValueError(f"image must be (H, W), (H, W, 1) or (H, W, 3), got shape {np.shape(image)}")
+    if picture.shape[:2] != heat.shape:
+        raise ValueError(f"image {picture.shape[:2]} and heatmap {heat.shape} differ in size")
+    if picture.dtype != np.uint8:
+        picture = deprocess_image(picture, input_range)
+    colours = cv2.applyColorMap(np.rint(heat * 255).astype(np.uint8), COLORMAPS[cmap])[..., ::-1]  # BGR -> RGB
+    blended = (1 - alpha) * picture.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

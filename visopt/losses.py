@@ -19,7 +19,7 @@ from visopt.surgery import LayerRequest, LayerSpec, activation_name, channel_axi
 SCORES = ("auto", "activation", "log_probability")
 
 
-def _channel_means(output: tf.Tensor, axis: int) -> tf.Tensor:
+def channel_means(output: tf.Tensor, axis: int) -> tf.Tensor:
     """(batch, channels): the mean of each channel over every other non-batch axis."""
     rank = output.shape.rank
     axis = axis % rank
@@ -88,7 +88,7 @@ class ActivationMaximization(Term):
             score = "log_probability" if softmax else "activation"
 
         def fn(inputs: TermInputs) -> tf.Tensor:
-            means = _channel_means(inputs.outputs[0], axis)
+            means = channel_means(inputs.outputs[0], axis)
             if score == "log_probability":
                 means = tf.nn.log_softmax(means, axis=1)
             return -tf.reduce_sum(means * selection, axis=1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence, Union
 
 import keras
+import tensorflow as tf
 
 LayerSpec = Union[keras.layers.Layer, str, int]
 
@@ -82,26 +83,71 @@ def is_squashing(layer: keras.layers.Layer) -> bool:
     return activation_name(layer) in SQUASHING_ACTIVATIONS
 
 
-class PreActivation(keras.layers.Layer):
-    """Calls a layer with its activation replaced by the identity, sharing its weights.
+def _call_linear(layer: keras.layers.Layer, args, kwargs):
+    """``layer``'s call with its activation replaced by the identity, its weights shared.
 
     The swap happens while the call is traced, so a compiled graph holds the linear version while
     the original layer keeps its activation everywhere else.
     """
+    if isinstance(layer, (keras.layers.Softmax, keras.layers.ReLU)):
+        return args[0]
+    saved = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        return layer.call(*args, **kwargs)
+    finally:
+        layer.activation = saved
+
+
+class PreActivation(keras.layers.Layer):
+    """Calls a layer with its activation replaced by the identity, sharing its weights."""
 
     def __init__(self, layer: keras.layers.Layer, **kwargs):
         super().__init__(name=f"{layer.name}_pre_activation", **kwargs)
         self.inner = layer
 
     def call(self, *args, **kwargs):
-        if isinstance(self.inner, keras.layers.Softmax):
-            return args[0]
-        saved = self.inner.activation
-        self.inner.activation = keras.activations.linear
-        try:
-            return self.inner.call(*args, **kwargs)
-        finally:
-            self.inner.activation = saved
+        return _call_linear(self.inner, args, kwargs)
+
+
+#: How a ReLU's gradient can be replaced (``build_feature_model(relu_gradient=...)``).
+RELU_GRADIENTS = ("guided", "deconvnet")
+
+
+def _modified_relu(x, rule: str):
+    @tf.custom_gradient
+    def relu(x):
+        def grad(upstream):
+            passed = upstream > 0
+            if rule == "guided":  # backprop's mask (x > 0) and deconvnet's (upstream > 0) together
+                passed = tf.logical_and(passed, x > 0)
+            return tf.where(passed, upstream, tf.zeros_like(upstream))
+        return tf.nn.relu(x), grad
+
+    return relu(x)
+
+
+class ModifiedReLU(keras.layers.Layer):
+    """Calls a layer whose activation is ReLU with a ReLU whose *gradient* follows ``rule``, sharing weights.
+
+    ``"guided"`` (guided backpropagation) passes gradient only where both the input and the
+    upstream gradient are positive; ``"deconvnet"`` only where the upstream gradient is positive.
+    The forward pass is unchanged.
+    """
+
+    def __init__(self, layer: keras.layers.Layer, rule: str, **kwargs):
+        super().__init__(name=f"{layer.name}_{rule}", **kwargs)
+        self.inner, self.rule = layer, rule
+
+    def call(self, *args, **kwargs):
+        return _modified_relu(_call_linear(self.inner, args, kwargs), self.rule)
+
+
+def is_plain_relu(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` ends in a plain ReLU (activation="relu", Activation("relu") or a default ReLU layer)."""
+    if isinstance(layer, keras.layers.ReLU):
+        return (layer.max_value is None and not float(layer.negative_slope) and not float(layer.threshold))
+    return activation_name(layer) == "relu"
 
 
 def model_input(model) -> keras.KerasTensor:
@@ -126,17 +172,23 @@ def model_input(model) -> keras.KerasTensor:
     return inputs[0]
 
 
-def build_feature_model(model, requests: Sequence[LayerRequest]) -> keras.Model:
+def build_feature_model(model, requests: Sequence[LayerRequest], *, relu_gradient: str | None = None) -> keras.Model:
     """A new functional model from ``model``'s input to the requested layer outputs, in order.
 
     ``model`` is a Sequential or Functional model, or (keras-vis form) its input tensor, in which case
-    every request must name a Layer object of that graph.
+    every request must name a Layer object of that graph. ``relu_gradient`` (``"guided"`` or
+    ``"deconvnet"``) replaces the gradient of every plain ReLU, nested models included (see
+    :class:`ModifiedReLU`); it needs a model, not an input tensor.
 
     Example:
         >>> fm = build_feature_model(model, [LayerRequest("conv2d"), LayerRequest(-1, pre_activation=True)])
         >>> conv_maps, logits = fm(images)
     """
+    if relu_gradient is not None and relu_gradient not in RELU_GRADIENTS:
+        raise ValueError(f"unknown relu_gradient {relu_gradient!r}; valid: {list(RELU_GRADIENTS)} or None")
     if isinstance(model, keras.KerasTensor):
+        if relu_gradient is not None:
+            raise TypeError("relu_gradient needs the model, not its input tensor")
         return _feature_model_from_input(model, requests)
     model_input(model)
     layers = [find_layer(model, r.layer) for r in requests]
@@ -145,8 +197,10 @@ def build_feature_model(model, requests: Sequence[LayerRequest]) -> keras.Model:
     recorded: dict[tuple[int, bool], keras.KerasTensor] = {}
 
     def call(layer, *args, **kwargs):
-        if isinstance(layer, keras.Model) and _contains_any(layer, wanted):
+        if isinstance(layer, keras.Model) and (relu_gradient is not None or _contains_any(layer, wanted)):
             out = _inline(layer, call, args)
+        elif relu_gradient is not None and is_plain_relu(layer):
+            out = ModifiedReLU(layer, relu_gradient)(*args, **kwargs)
         else:
             out = layer(*args, **kwargs)
         if id(layer) in wanted:

@@ -144,20 +144,24 @@ def _conv_layers():
         layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_1"),
         layers.MaxPooling2D(name="pool_1"),
         layers.Conv2D(32, 3, padding="same", activation="relu", name="conv_2"),
-        layers.MaxPooling2D(name="pool_2"),
+        # One pooling only: conv_3 keeps size/2 x size/2 (2 px per cell), fine enough for a CAM of a
+        # 5-7 px object; after two poolings (4 px per cell) Grad-CAM's maximum missed the object's
+        # box in 21% of images.
         layers.Conv2D(32, 3, padding="same", activation="relu", name="conv_3"),
     ]
 
 
 def _head_layers():
-    return [keras.layers.GlobalAveragePooling2D(name="pool_3"),
+    # Global *max* pooling: "is this shape anywhere" is a detector's question, and it routes the
+    # class evidence through the object's position. With global average pooling every background
+    # cell voted too, and the deconvnet and VarGrad maps peaked on clutter in 15-35% of images.
+    return [keras.layers.GlobalMaxPooling2D(name="pool_3"),
             keras.layers.Dense(len(OBJECT_CLASS_NAMES), activation="softmax", name="predictions")]
 
 
 def build_object_model(layout: str = "functional", seed: int = 0, size: int = 32) -> keras.Model:
     """A compiled CNN for ``(size, size, 3)`` images in [0, 255]: rescaling, conv_1, pool_1, conv_2,
-    pool_2, conv_3 (size/4 x size/4, the Grad-CAM layer), pool_3 (global average), predictions
-    (softmax).
+    conv_3 (size/2 x size/2, the Grad-CAM layer), pool_3 (global max), predictions (softmax).
 
     ``layout`` is ``"functional"``, ``"sequential"`` or ``"nested"`` (a functional model named
     ``"base"`` holding rescaling..conv_3, used as a layer by an outer functional model that adds the
