@@ -116,8 +116,7 @@ def normalize_by_peak(maps: tf.Tensor) -> tf.Tensor:
 class BareSmoothGrad:
     """Mean gradient of the class logit over ``samples`` noisy copies, max |.| over channels, / max.
 
-    The noise is ``stateless_normal`` with the seed ``[seed, call]`` on the copies laid out image
-    by image, chunked as visopt chunks them by default: the same noise as visopt's.
+    Image ``i``'s noise is ``stateless_normal((samples, *shape), [seed, i])``: the same noise as visopt's.
     """
 
     def __init__(self, model: keras.Model, samples: int, noise: float, rows: int = BATCH_SIZE):
@@ -128,14 +127,15 @@ class BareSmoothGrad:
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
         self.step = tf.function(self._maps, input_signature=[
             tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((2,), tf.int32)])
+            tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.int32)])
 
-    def _maps(self, images, labels, seed):
+    def _maps(self, images, labels, ids, seed):
         n, s = tf.shape(images)[0], self.samples
         sigma = self.noise * (tf.reduce_max(images, axis=[1, 2, 3]) - tf.reduce_min(images, axis=[1, 2, 3]))
-        tiled = tf.repeat(images, s, axis=0)
-        noisy = tiled + tf.random.stateless_normal(tf.shape(tiled), seed) * tf.reshape(tf.repeat(sigma, s),
-                                                                                       (-1, 1, 1, 1))
+        noise = tf.map_fn(lambda i: tf.random.stateless_normal(tf.concat([[s], tf.shape(images)[1:]], 0),
+                                                               tf.stack([seed, i])), ids, fn_output_signature=tf.float32)
+        noisy = tf.reshape(images[:, None] + noise * tf.reshape(sigma, (-1, 1, 1, 1, 1)),
+                           tf.concat([[-1], tf.shape(images)[1:]], 0))
         target = tf.one_hot(tf.repeat(labels, s), self.units)
         with tf.GradientTape() as tape:
             tape.watch(noisy)
@@ -145,10 +145,11 @@ class BareSmoothGrad:
         return normalize_by_peak(tf.reduce_max(tf.abs(mean), axis=-1))
 
     def run(self, images: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+        ids = np.arange(len(images), dtype=np.int32)
         return np.concatenate([
-            self.step(images[i:i + self.per_call], labels[i:i + self.per_call],
-                      tf.constant([seed, call], tf.int32)).numpy()
-            for call, i in enumerate(range(0, len(images), self.per_call))])
+            self.step(images[i:i + self.per_call], labels[i:i + self.per_call], ids[i:i + self.per_call],
+                      tf.constant(seed, tf.int32)).numpy()
+            for i in range(0, len(images), self.per_call)])
 
 
 class BareGradCAM:
@@ -178,7 +179,8 @@ class BareGradCAM:
 
 class BareScoreCAM:
     """Score-CAM as visopt computes it: each ``conv_3`` channel, upsampled and min-max scaled to [0, 1],
-    masks the input; the class probability of the masked input weights that mask; relu, / max.
+    masks the input; the class probability of the masked input weights the channel's upsampled
+    activation (as the Score-CAM authors' code); relu, / max.
 
     ``channels`` keeps the channels of highest variance (Faster Score-CAM). Chunks of images whose
     masked inputs make about ``rows`` rows.
@@ -207,12 +209,14 @@ class BareScoreCAM:
         high = tf.reduce_max(upsampled, axis=[1, 2], keepdims=True)
         masks = tf.where(high > low, (upsampled - low) / tf.where(high > low, high - low, 1.0), 0.0)
         masks = tf.transpose(masks, [0, 3, 1, 2])                                  # (n, k, H, W)
+        activations = tf.transpose(upsampled, [0, 3, 1, 2])
+        varies = tf.cast(tf.reduce_max(masks, axis=[2, 3]) > 0, tf.float32)         # (n, k)
         masked = tf.reshape(images[:, None] * masks[..., None], tf.concat([[n * k], tf.shape(images)[1:]], 0))
         logits, _ = self.features(masked, training=False)
         probability = tf.nn.softmax(logits, axis=-1)
         weights = tf.reduce_sum(tf.reshape(probability, (n, k, self.units))
                                 * tf.one_hot(labels, self.units)[:, None], axis=-1)  # (n, k)
-        cam = tf.nn.relu(tf.einsum("nk,nkhw->nhw", weights, masks))
+        cam = tf.nn.relu(tf.einsum("nk,nkhw->nhw", weights * varies, activations))
         return normalize_by_peak(cam)
 
     def run(self, images: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
