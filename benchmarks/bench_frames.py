@@ -31,6 +31,7 @@ Run from the repository root::
     python benchmarks/bench_frames.py --quick      # smoke run: few frames and steps, 1 round
     python benchmarks/bench_frames.py --rounds 8   # what docs/benchmarks.md reports
     python benchmarks/bench_frames.py --skip a,b,c # one part only (a: memory, b: minimize, c: tf-keras-vis, d: fit)
+    python benchmarks/bench_frames.py --skip a,c,d --size 64   # part b with a longer step (64x64 images)
 """
 
 from __future__ import annotations
@@ -409,6 +410,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="alternating timed rounds (default 5; 1 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="optimization steps (default 200; 20 with --quick)")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,d")
+    parser.add_argument("--size", type=int, default=32,
+                        help="image size of the demo model of parts b and c (default 32; 64 makes a longer step)")
     parser.add_argument("--memory-child", nargs=3, metavar=("CASE", "FRAMES", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
@@ -475,8 +478,8 @@ def main(argv=None) -> int:
         needs_model = not {"b", "c"} <= args.skip
         if needs_model:
             from visopt.demo import train_demo_model
-            log("training the demo model (cnn, seed 0) ...")
-            model = train_demo_model("cnn", seed=0)
+            log(f"training the demo model (cnn, seed 0, size {args.size}) ...")
+            model = train_demo_model("cnn", seed=0, size=args.size)
 
         recording = {}
         if "b" not in args.skip:
@@ -485,7 +488,8 @@ def main(argv=None) -> int:
             alternate(contenders, args.rounds, log, "(b)")
             recording = {c.name: c for c in contenders}
             off = recording["off"]
-            report += ["", f"(b) Optimizer.minimize, {len(CLASSES)} images, {args.steps} steps, one reused Optimizer; "
+            report += ["", f"(b) Optimizer.minimize, {len(CLASSES)} images of {args.size}x{args.size}, {args.steps} steps, "
+                           f"one reused Optimizer; "
                            f"seconds, best of {args.rounds} (CPU incl. the ffmpeg child):",
                        f"  {'progress recording':<24} {'best wall':>9} {'best CPU':>9} {'wall/off':>9} {'CPU/off':>8} "
                        f"{'median paired +s':>16}  {'frames':>6} {'file':>9}  frame size   rounds"]

@@ -415,11 +415,10 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
 
 
 def _caption_width(text: str) -> int:
-    """Pixels a caption needs at the frame writer's smallest font (Hershey simplex, scale 0.35), with margins."""
-    import cv2
+    """Pixels a caption needs at the frame writer's smallest font (scale 0.35), with margins."""
+    from visopt.frame_writer import caption_width
 
-    (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
-    return width + 8
+    return caption_width(text, 0.35) + 8
 
 
 def _widened(frame: np.ndarray, width: int) -> np.ndarray:
