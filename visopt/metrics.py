@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage, stats
 
+from visopt._cache import cached
 from visopt.surgery import activation_name, model_input
 
 __all__ = ["RandomizationResult", "deletion_auc", "insertion_auc", "model_randomization", "pointing_game",
@@ -317,15 +318,9 @@ def _causal_auc(model, first, second, maps, classes, steps, batch_size, original
     return (aucs, curves) if return_curves else aucs
 
 
-# Compiled scorers, one per model; the model is held weakly, so the cache never keeps a model alive.
-_SCORERS: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
-
-
 def _scorer(model: keras.Model):
-    fn = _SCORERS.get(model)
-    if fn is None:
-        fn = _SCORERS[model] = _build_scorer(model)
-    return fn
+    """The model's compiled RISE scorer, cached per model (weakly: the cache never keeps a model alive)."""
+    return cached(model, ("rise-scorer",), lambda: _build_scorer(model))
 
 
 def _build_scorer(model: keras.Model):
