@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from visopt._cache import cached, request_key
-from visopt.losses import channel_means
+from visopt.losses import channel_means, check_indices, normalize_indices
 from visopt.surgery import (LayerRequest, activation_name, build_feature_model, channel_axis, data_format_of,
                             find_layer, model_input)
 
@@ -99,22 +99,18 @@ class AttributionEngine:
 
         An entry may itself be a list of units, explained together (their scores summed).
         """
-        if _is_index(filter_indices):
-            rows = [[int(filter_indices)]] * batch
-        elif isinstance(filter_indices, (list, tuple, np.ndarray)):
-            rows = [[int(v)] if _is_index(v) else _index_list(v) for v in filter_indices]
-            if len(rows) != batch:
-                raise ValueError(f"filter_indices has {len(rows)} entries for a batch of {batch} images: give "
-                                 "one int for every image or a list with one entry per image")
-        else:
-            raise TypeError(f"filter_indices must be an int or a list with one entry per image, got "
-                            f"{filter_indices!r}")
+        rows = normalize_indices(filter_indices)
+        if rows is None:
+            raise TypeError("filter_indices must be an int or a list with one entry per image, got None")
+        if isinstance(filter_indices, numbers.Integral):
+            rows = rows * batch  # one int: the same unit for every image
+        elif len(rows) != batch:
+            raise ValueError(f"filter_indices has {len(rows)} entries for a batch of {batch} images: give "
+                             "one int for every image or a list with one entry per image")
         out = np.zeros((batch, self.units), np.float32)
         for r, row in enumerate(rows):
+            check_indices(row, self.layer, self.units)
             for index in row:
-                if not -self.units <= index < self.units:
-                    raise IndexError(f"filter index {index} is out of range for layer {self.layer.name!r}, which "
-                                     f"has {self.units} filters/units (valid indices 0..{self.units - 1})")
                 out[r, index % self.units] += 1.0
         return out
 
@@ -195,13 +191,3 @@ def check_batch_size(batch_size) -> int:
     if not (isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return int(batch_size)
-
-
-def _is_index(value) -> bool:
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
-
-
-def _index_list(value) -> list[int]:
-    if isinstance(value, (list, tuple, np.ndarray)) and len(value) and all(_is_index(v) for v in value):
-        return [int(v) for v in value]
-    raise TypeError(f"a filter_indices entry is an int or a non-empty list of ints, got {value!r}")

@@ -62,7 +62,7 @@ class ActivationMaximization(Term):
         if score not in SCORES:
             raise ValueError(f"unknown score {score!r}; valid: {list(SCORES)}")
         self.layer = layer
-        self.filter_indices = _normalize_indices(filter_indices)
+        self.filter_indices = normalize_indices(filter_indices)
         self.pre_activation = pre_activation
         self.score = score
 
@@ -76,7 +76,7 @@ class ActivationMaximization(Term):
         units = layer.output.shape[axis]
         rows = self.filter_indices if self.filter_indices is not None else [[i] for i in range(units)]
         for row in rows:
-            _check_indices(row, layer, units)
+            check_indices(row, layer, units)
         selection = np.zeros((len(rows), units), np.float32)
         for r, row in enumerate(rows):
             for index in row:
@@ -126,7 +126,7 @@ class DeepDream(Term):
         axis = channel_axis(layer, rank) % rank
         units = layer.output.shape[axis]
         if self.filter_indices is not None:
-            _check_indices(self.filter_indices, layer, units)
+            check_indices(self.filter_indices, layer, units)
         indices = self.filter_indices
 
         def fn(inputs: TermInputs) -> tf.Tensor:
@@ -138,7 +138,8 @@ class DeepDream(Term):
         return fn
 
 
-def _check_indices(indices, layer, units: int) -> None:
+def check_indices(indices, layer, units: int) -> None:
+    """IndexError naming the layer and its unit count for an index outside ``-units..units-1``."""
     for index in indices:
         if not -units <= index < units:
             raise IndexError(f"filter index {index} is out of range for layer {layer.name!r}, which "
@@ -157,7 +158,7 @@ def _flat_indices(value) -> list[int]:
     raise TypeError(f"filter_indices must be an int or a list of ints, got {value!r}")
 
 
-def _normalize_indices(value) -> list[list[int]] | None:
+def normalize_indices(value) -> list[list[int]] | None:
     """None, or one list of filter indices per image (see ActivationMaximization)."""
     if value is None:
         return None
