@@ -187,7 +187,8 @@ def chunks(total: int, size: int) -> Iterator[slice]:
         yield slice(start, min(total, start + size))
 
 
-def check_batch_size(batch_size) -> int:
-    if not (isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+def positive_int(value, name: str) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` when it is not a positive integer."""
+    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)

@@ -18,13 +18,12 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 
 import cv2
 import keras
 import numpy as np
 
-from visopt.attribution import AttributionEngine, check_batch_size, chunks
+from visopt.attribution import AttributionEngine, chunks, positive_int
 from visopt.saliency import NORMALIZATIONS, normalize_maps
 from visopt.surgery import find_layer
 
@@ -86,7 +85,7 @@ class GradCAM:
         """Non-negative maps ``(N, *spatial)`` at the input's resolution (bilinear upsampling)."""
         images = self.engine.check_images(seed_input)
         selection = self.engine.selection(filter_indices, len(images))
-        batch_size = check_batch_size(batch_size)
+        batch_size = positive_int(batch_size, "batch_size")
         maps = []
         for part in chunks(len(images), batch_size):
             scores, features, grads = self.engine.cam(images[part], selection[part])
@@ -154,9 +153,9 @@ class ScoreCAM(GradCAM):
         """Non-negative maps ``(N, *spatial)``; ``max_channels`` keeps each image's channels of highest variance."""
         images = self.engine.check_images(seed_input)
         selection = self.engine.selection(filter_indices, len(images))
-        batch_size = check_batch_size(batch_size)
-        if max_channels is not None and not (isinstance(max_channels, numbers.Integral) and max_channels >= 1):
-            raise ValueError(f"max_channels must be a positive int or None, got {max_channels!r}")
+        batch_size = positive_int(batch_size, "batch_size")
+        if max_channels is not None:
+            max_channels = positive_int(max_channels, "max_channels")
         features = np.concatenate([self._channels_last(self.engine.features(images[s]).numpy())
                                    for s in chunks(len(images), batch_size)])
         channels = np.moveaxis(features, -1, 1)  # (N, K, *spatial)

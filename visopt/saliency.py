@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from visopt.attribution import AttributionEngine, check_batch_size, chunks
+from visopt.attribution import AttributionEngine, chunks, positive_int
 
 #: ``visualize_saliency(method=...)`` values.
 METHODS = ("vanilla", "gradient_x_input", "guided", "rectified", "smoothgrad", "vargrad", "squaregrad",
@@ -49,7 +49,7 @@ class Gradient:
     def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
         """Attributions in the shape of ``seed_input`` (a batch), float32."""
         images, selection = self._inputs(seed_input, filter_indices)
-        batch_size = check_batch_size(batch_size)
+        batch_size = positive_int(batch_size, "batch_size")
         return np.concatenate([self.engine.gradient(images[s], selection[s])[1].numpy()
                                for s in chunks(len(images), batch_size)])
 
@@ -109,13 +109,12 @@ class SmoothGrad:
         the batch only, not on ``batch_size``."""
         images = self.engine.check_images(seed_input)
         selection = self.engine.selection(filter_indices, len(images))
-        if not (_is_int(samples) and samples >= 1):
-            raise ValueError(f"samples must be a positive int, got {samples!r}")
+        samples = positive_int(samples, "samples")
         if not (isinstance(noise, numbers.Real) and noise >= 0):
             raise ValueError(f"noise must be a number >= 0 (a fraction of each image's value range), got {noise!r}")
         if kind not in NOISE_KINDS:
             raise ValueError(f"unknown kind {kind!r}; valid: {list(NOISE_KINDS)}")
-        batch_size = check_batch_size(batch_size)
+        batch_size = positive_int(batch_size, "batch_size")
         axes = tuple(range(1, images.ndim))
         sigma = (noise * (images.max(axis=axes) - images.min(axis=axes))).astype(np.float32)
         per_call = min(samples, batch_size)
@@ -155,9 +154,8 @@ class IntegratedGradients(Gradient):
         """Attributions in the shape of ``seed_input``. ``baseline``: None (zeros), a number, an input
         of the model's shape or a batch of them."""
         images, selection = self._inputs(seed_input, filter_indices)
-        if not (_is_int(steps) and steps >= 1):
-            raise ValueError(f"steps must be a positive int, got {steps!r}")
-        batch_size = check_batch_size(batch_size)
+        steps = positive_int(steps, "steps")
+        batch_size = positive_int(batch_size, "batch_size")
         baselines = self.baselines(baseline, images)
         alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
         weights = np.full(steps + 1, 1.0 / steps, np.float32)
@@ -278,7 +276,3 @@ def normalize_maps(maps, mode: str | None = "per_sample") -> np.ndarray:
     scale = np.full_like(peaks, peaks.max()) if mode == "shared" else peaks
     scale = np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (maps.ndim - 1))
     return maps / scale
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
