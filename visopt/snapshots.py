@@ -416,7 +416,7 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
 
 def _caption_width(text: str) -> int:
     """Pixels a caption needs at the frame writer's smallest font (scale 0.35), with margins."""
-    from visopt.frame_writer import caption_width
+    from visopt.captions import caption_width
 
     return caption_width(text, 0.35) + 8
 
