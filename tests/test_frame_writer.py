@@ -182,3 +182,20 @@ def test_max_size_alone_lowers_the_default_min_size(tmp_path):
     writer = FrameWriter(tmp_path / "x.gif", max_size=128, annotate=False)
     assert writer._compose(np.zeros((32, 32, 3), np.uint8), None).render().shape == (128, 128, 3)
     writer.abort()
+
+
+def test_a_writer_never_closed_is_collected_and_leaves_no_file(tmp_path):
+    import gc
+    import threading
+
+    writer = FrameWriter(tmp_path / "lost.gif")
+    for batch in frames(10):
+        writer.write(batch)
+    worker = writer._worker
+    with pytest.warns(ResourceWarning, match=r"lost.gif was never closed: its partial output was deleted"):
+        del writer, batch
+        gc.collect()
+    worker.join(timeout=5)
+    assert not worker.is_alive()  # the encoder thread ended with its writer
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary part is left
+    assert all(t.name != "visopt-frames-lost.gif" for t in threading.enumerate())

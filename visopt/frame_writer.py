@@ -21,6 +21,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 import weakref
 from pathlib import Path
 
@@ -139,7 +140,7 @@ class FrameWriter:
             self._sink = open_sink(self.format, self.path, self.fps, self.loop, self.tag)
         except OSError as err:
             raise FrameWriterError(str(err)) from err
-        self._finalizer = weakref.finalize(self, self._sink.abort)
+        self._finalizer = weakref.finalize(self, _abandoned, self._sink, str(self.path))
         # Frames are handed over in batches: every hand-over wakes the worker, and on a machine whose
         # cores the model keeps busy each wake-up can preempt one of TensorFlow's threads mid-step
         # (recording with an encoder that did nothing cost 8% of a 7 ms-step run when woken per frame).
@@ -147,7 +148,9 @@ class FrameWriter:
         self._pending: list = []
         self._pending_since = 0.0
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, -(-queue_size // self._batch_frames)))
-        self._worker = threading.Thread(target=self._run, name=f"visopt-frames-{self.path.name}", daemon=True)
+        # The worker holds the writer weakly, so that a writer nobody closes can still be collected
+        self._worker = threading.Thread(target=_work, args=(weakref.ref(self), self._queue), daemon=True,
+                                        name=f"visopt-frames-{self.path.name}")
         self._worker.start()
 
     # -- caller side ------------------------------------------------------------------------
@@ -224,20 +227,15 @@ class FrameWriter:
             raise FrameWriterError(f"writing frames to {self.path} failed: {self._error}") from self._error
 
     # -- worker side ------------------------------------------------------------------------
-    def _run(self) -> None:
-        _yield_to_computation()
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            for item in batch:
-                if self._error is not None:
-                    break  # drain, so that the caller never blocks on a failed encoder
-                try:
-                    self._sink.add(self._compose(*item))
-                    self.frames_written += 1
-                except BaseException as err:  # noqa: BLE001 - handed to the caller
-                    self._error = err
+    def _encode(self, batch) -> None:
+        for item in batch:
+            if self._error is not None:
+                return  # drain, so that the caller never blocks on a failed encoder
+            try:
+                self._sink.add(self._compose(*item))
+                self.frames_written += 1
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                self._error = err
 
     def _compose(self, images: np.ndarray, text: str | None) -> "_Frame":
         if images.ndim == 4:
@@ -262,6 +260,30 @@ class FrameWriter:
         if rgb.shape[0] > self._size[0] or rgb.shape[1] > self._size[1]:  # shrink now, by area
             rgb = cv2.resize(rgb, self._size[::-1], interpolation=cv2.INTER_AREA)
         return _Frame(rgb, self._size, text if self.annotate else None)
+
+
+def _work(writer_ref, frames: queue.Queue) -> None:
+    """The encoder thread: encode batches until ``close`` (None) or until the writer is collected."""
+    _yield_to_computation()
+    while True:
+        try:
+            batch = frames.get(timeout=1.0)
+        except queue.Empty:
+            if writer_ref() is None:
+                return
+            continue
+        writer = writer_ref()
+        if batch is None or writer is None:
+            return
+        writer._encode(batch)
+        del writer  # hold the writer only while encoding
+
+
+def _abandoned(sink, path: str) -> None:
+    """A writer collected without ``close``: delete its partial output, and say so."""
+    sink.abort()
+    warnings.warn(f"a FrameWriter for {path} was never closed: its partial output was deleted; call close() or "
+                  "use it as a context manager", ResourceWarning, stacklevel=2)
 
 
 def _yield_to_computation() -> None:
