@@ -94,6 +94,11 @@ class AttributionEngine:
             raise ValueError("seed_input contains NaN or Inf")
         return array
 
+    def inputs(self, seed_input, filter_indices) -> tuple[np.ndarray, np.ndarray]:
+        """The checked images and their one-hot unit selection: what every method starts from."""
+        images = self.check_images(seed_input)
+        return images, self.selection(filter_indices, len(images))
+
     def selection(self, filter_indices, batch: int) -> np.ndarray:
         """One-hot rows ``(batch, units)``: an int for every image, or a list with one entry per image.
 

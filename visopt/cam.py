@@ -83,8 +83,7 @@ class GradCAM:
 
     def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
         """Non-negative maps ``(N, *spatial)`` at the input's resolution (bilinear upsampling)."""
-        images = self.engine.check_images(seed_input)
-        selection = self.engine.selection(filter_indices, len(images))
+        images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
         maps = []
         for part in chunks(len(images), batch_size):
@@ -151,8 +150,7 @@ class ScoreCAM(GradCAM):
     def attribute(self, seed_input, filter_indices, *, max_channels: int | None = None,
                   batch_size: int = 256) -> np.ndarray:
         """Non-negative maps ``(N, *spatial)``; ``max_channels`` keeps each image's channels of highest variance."""
-        images = self.engine.check_images(seed_input)
-        selection = self.engine.selection(filter_indices, len(images))
+        images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
         if max_channels is not None:
             max_channels = positive_int(max_channels, "max_channels")

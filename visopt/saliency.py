@@ -48,14 +48,10 @@ class Gradient:
 
     def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
         """Attributions in the shape of ``seed_input`` (a batch), float32."""
-        images, selection = self._inputs(seed_input, filter_indices)
+        images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
         return np.concatenate([self.engine.gradient(images[s], selection[s])[1].numpy()
                                for s in chunks(len(images), batch_size)])
-
-    def _inputs(self, seed_input, filter_indices):
-        images = self.engine.check_images(seed_input)
-        return images, self.engine.selection(filter_indices, len(images))
 
 
 class GuidedBackprop(Gradient):
@@ -107,8 +103,7 @@ class SmoothGrad:
         """Aggregated gradients of ``samples`` copies with Gaussian noise of std ``noise`` times each
         image's value range (max - min). The noise depends on ``seed`` and the image's position in
         the batch only, not on ``batch_size``."""
-        images = self.engine.check_images(seed_input)
-        selection = self.engine.selection(filter_indices, len(images))
+        images, selection = self.engine.inputs(seed_input, filter_indices)
         samples = positive_int(samples, "samples")
         if not (isinstance(noise, numbers.Real) and noise >= 0):
             raise ValueError(f"noise must be a number >= 0 (a fraction of each image's value range), got {noise!r}")
@@ -153,7 +148,7 @@ class IntegratedGradients(Gradient):
                   batch_size: int = 256) -> np.ndarray:
         """Attributions in the shape of ``seed_input``. ``baseline``: None (zeros), a number, an input
         of the model's shape or a batch of them."""
-        images, selection = self._inputs(seed_input, filter_indices)
+        images, selection = self.engine.inputs(seed_input, filter_indices)
         steps = positive_int(steps, "steps")
         batch_size = positive_int(batch_size, "batch_size")
         baselines = self.baselines(baseline, images)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visopt.captions import caption_width
 from visopt.frame_writer import FrameWriter
 from visopt.io import atomic_write_bytes
 from visopt.weight_images import WeightRenderer, check_colormap, value_range
@@ -416,8 +417,6 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
 
 def _caption_width(text: str) -> int:
     """Pixels a caption needs at the frame writer's smallest font (scale 0.35), with margins."""
-    from visopt.captions import caption_width
-
     return caption_width(text, 0.35) + 8
 
 
