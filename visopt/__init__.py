@@ -1,5 +1,9 @@
 """visopt: see what a Keras 3 network has learned by optimizing its input.
 
+This module is the public face: every name a user needs, gathered from the sub-packages (the tree,
+bottom first: ``model`` and ``render``; ``frames``; ``optvis``, ``attribution``; ``training``;
+``cli``, ``demo``; see docs/architecture.md).
+
 Example:
     >>> import visopt
     >>> images = visopt.visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
@@ -10,18 +14,17 @@ Example:
     >>> model.fit(x, y, callbacks=[visopt.WeightSnapshot("runs/weights", batch_interval=10, render_videos=True)])
 """
 
-from visopt.callbacks import OptimizerCallback, ProgressBar, ProgressRecorder, WeightHistory, WeightSnapshot
-from visopt.frame_writer import FrameWriter, FrameWriterError
-from visopt.energy import Energy, ImageSpec, Term, TermInputs
-from visopt.cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, visualize_cam
-from visopt.images import deprocess_image, overlay, stitch_images
-from visopt.losses import ActivationMaximization, DeepDream
-from visopt.optimizer import OptimizationResult, Optimizer
-from visopt.regularizers import LPNorm, TotalVariation
-from visopt.saliency import (Deconvnet, Gradient, GradientXInput, GuidedBackprop, IntegratedGradients, SmoothGrad,
-                             normalize_maps, visualize_saliency)
-from visopt.transforms import Jitter, Pad, RandomRotate, RandomScale, Transform
-from visopt.visualization import visualize_activation
+from visopt.attribution import metrics
+from visopt.attribution.cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, visualize_cam
+from visopt.attribution.maps import normalize_maps
+from visopt.attribution.saliency import (Deconvnet, Gradient, GradientXInput, GuidedBackprop, IntegratedGradients,
+                                         SmoothGrad, visualize_saliency)
+from visopt.frames import FrameWriter, FrameWriterError, save_image
+from visopt.optvis import (ActivationMaximization, DeepDream, Energy, ImageSpec, Jitter, LPNorm, OptimizationResult,
+                           Optimizer, OptimizerCallback, Pad, ProgressBar, ProgressRecorder, RandomRotate, RandomScale,
+                           Term, TermInputs, TotalVariation, Transform, visualize_activation)
+from visopt.render import deprocess_image, overlay, stitch_images, weight_image
+from visopt.training import SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
 
 __version__ = "0.1.0"
 
@@ -29,7 +32,8 @@ __all__ = [
     "ActivationMaximization", "DeepDream", "Deconvnet", "Energy", "FrameWriter", "FrameWriterError", "GradCAM",
     "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
     "LPNorm", "LayerCAM", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
-    "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "Term", "TermInputs",
-    "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "normalize_maps", "overlay",
-    "stitch_images", "visualize_activation", "visualize_cam", "visualize_saliency",
+    "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
+    "TermInputs", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
+    "normalize_maps", "overlay", "render_snapshots", "save_image", "stitch_images", "visualize_activation",
+    "visualize_cam", "visualize_saliency", "weight_image",
 ]

@@ -1,7 +1,8 @@
 """The built-in demo: synthetic oriented-pattern images and small CNNs trained on them in seconds.
 
-Nothing is downloaded: the data is generated here, so the demo, the tests and the benchmarks run
-on a machine without network access.
+What belongs here: data and models to try visopt on without a download (the data is generated, so
+the demo, the tests and the benchmarks run on a machine without network access), and the demo
+command (``python -m visopt.demo``). Nothing in the library imports it.
 
 Example:
     >>> from visopt.demo import make_dataset, train_demo_model

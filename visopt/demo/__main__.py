@@ -15,9 +15,9 @@ import numpy as np
 
 from visopt.demo.data import CLASS_NAMES, make_dataset
 from visopt.demo.models import train_demo_model
-from visopt.images import deprocess_image, stitch_images
-from visopt.io import save_image
-from visopt.visualization import visualize_activation
+from visopt.frames.image_file import save_image
+from visopt.optvis.visualization import visualize_activation
+from visopt.render.images import deprocess_image, stitch_images
 
 _UPSCALE = 4
 

@@ -1,0 +1,232 @@
+"""Saliency maps: which input values move a unit's score, one class per method on the gradient engine.
+
+Each method class holds an :class:`~visopt.attribution.engine.AttributionEngine` (built once per model,
+layer and method) and returns raw attributions from ``attribute`` (signed, the model's input shape);
+hyper-parameters are given at call time. :func:`visualize_saliency` is the one-liner: it reduces
+the channel axis and scales the maps into [0, 1].
+
+Example:
+    >>> maps = visualize_saliency(model, "predictions", 3, images, method="smoothgrad", samples=50)
+    >>> raw = IntegratedGradients(model, "predictions").attribute(images, 3, steps=64)
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from visopt._checks import positive_int
+from visopt.attribution.engine import AttributionEngine, chunks
+from visopt.attribution.maps import NORMALIZATIONS, normalize_maps, reduce_channels
+
+#: ``visualize_saliency(method=...)`` values.
+METHODS = ("vanilla", "gradient_x_input", "guided", "rectified", "smoothgrad", "vargrad", "squaregrad",
+           "integrated_gradients")
+#: What ``SmoothGrad`` aggregates over the noisy copies: the mean gradient, its variance, or its square.
+NOISE_KINDS = ("smoothgrad", "vargrad", "squaregrad")
+
+
+class Gradient:
+    """The gradient of the score (vanilla saliency, Simonyan et al. 2014).
+
+    Args:
+        model: a Sequential or Functional Keras model (nested models work).
+        layer: the explained layer (Layer, name or index); softmax/sigmoid outputs are explained
+            on their logits.
+
+    Example:
+        >>> grads = Gradient(model, "predictions").attribute(images, [3, 1, 0])
+    """
+
+    relu_gradient: str | None = None
+    #: how ``visualize_saliency`` reduces the channel axis: the largest |value| ("max") or |sum| ("sum")
+    channel_reduction = "max"
+
+    def __init__(self, model, layer):
+        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=self.relu_gradient)
+
+    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
+        """Attributions in the shape of ``seed_input`` (a batch), float32."""
+        images, selection = self.engine.inputs(seed_input, filter_indices)
+        batch_size = positive_int(batch_size, "batch_size")
+        return np.concatenate([self.engine.gradient(images[s], selection[s])[1].numpy()
+                               for s in chunks(len(images), batch_size)])
+
+
+class GuidedBackprop(Gradient):
+    """Guided backpropagation (Springenberg et al. 2015): gradients pass a ReLU only where both its
+    input and the gradient are positive. Known to fail the model-randomization check: its maps
+    change little when the weights are randomized (see ``visopt.metrics.model_randomization``)."""
+
+    relu_gradient = "guided"
+
+
+class Deconvnet(Gradient):
+    """The deconvnet rule (Zeiler & Fergus 2014; ``method="rectified"``): gradients pass a ReLU where
+    the gradient is positive, whatever its input."""
+
+    relu_gradient = "deconvnet"
+
+
+class GradientXInput(Gradient):
+    """Gradient times input: each input value's first-order contribution to the score."""
+
+    channel_reduction = "sum"
+
+    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
+        images = self.engine.check_images(seed_input)
+        return super().attribute(images, filter_indices, batch_size=batch_size) * images
+
+
+class SmoothGrad:
+    """Average a gradient method over noisy copies of the input (Smilkov et al. 2017).
+
+    Wraps :class:`Gradient`, :class:`GuidedBackprop` or :class:`Deconvnet` (given as the class or
+    an instance). ``kind="smoothgrad"`` averages the gradients, ``"squaregrad"`` their squares,
+    ``"vargrad"`` takes their variance (Adebayo et al. 2018).
+
+    Example:
+        >>> maps = SmoothGrad(model, "predictions").attribute(images, 3, samples=50, noise=0.2)
+    """
+
+    def __init__(self, model, layer, method=Gradient):
+        method_class = method if isinstance(method, type) else type(method)
+        if method_class not in (Gradient, GuidedBackprop, Deconvnet):
+            raise TypeError(f"SmoothGrad wraps Gradient, GuidedBackprop or Deconvnet, got {method!r}")
+        self.method = method_class
+        self.channel_reduction = method_class.channel_reduction
+        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=method_class.relu_gradient)
+
+    def attribute(self, seed_input, filter_indices, *, samples: int = 50, noise: float = 0.2,
+                  kind: str = "smoothgrad", seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Aggregated gradients of ``samples`` copies with Gaussian noise of std ``noise`` times each
+        image's value range (max - min). The noise depends on ``seed`` and the image's position in
+        the batch only, not on ``batch_size``."""
+        images, selection = self.engine.inputs(seed_input, filter_indices)
+        samples = positive_int(samples, "samples")
+        if not (isinstance(noise, numbers.Real) and noise >= 0):
+            raise ValueError(f"noise must be a number >= 0 (a fraction of each image's value range), got {noise!r}")
+        if kind not in NOISE_KINDS:
+            raise ValueError(f"unknown kind {kind!r}; valid: {list(NOISE_KINDS)}")
+        batch_size = positive_int(batch_size, "batch_size")
+        axes = tuple(range(1, images.ndim))
+        sigma = (noise * (images.max(axis=axes) - images.min(axis=axes))).astype(np.float32)
+        per_call = min(samples, batch_size)
+        ids = np.arange(len(images), dtype=np.int32)
+        total = np.zeros_like(images)
+        squares = np.zeros_like(images)
+        for part in chunks(len(images), max(1, batch_size // per_call)):
+            for group in chunks(samples, per_call):
+                sums, square_sums = self.engine.noisy_gradients(
+                    images[part], selection[part], sigma[part], ids[part], np.int32(samples), np.int32(group.start),
+                    np.int32(group.stop - group.start), np.int32(seed))
+                total[part] += sums.numpy()
+                squares[part] += square_sums.numpy()
+        mean = total / samples
+        if kind == "smoothgrad":
+            return mean
+        if kind == "squaregrad":
+            return squares / samples
+        return np.maximum(squares / samples - mean ** 2, 0.0)
+
+
+class IntegratedGradients(Gradient):
+    """Integrated Gradients (Sundararajan et al. 2017): ``(x - baseline)`` times the gradient averaged
+    along the straight path from the baseline to ``x`` (trapezoid rule over ``steps`` intervals).
+
+    The attributions of an image sum to ``score(x) - score(baseline)`` up to the quadrature error
+    (completeness); more steps shrink it.
+
+    Example:
+        >>> attributions = IntegratedGradients(model, "predictions").attribute(images, 3, steps=64)
+    """
+
+    channel_reduction = "sum"
+
+    def attribute(self, seed_input, filter_indices, *, steps: int = 50, baseline=None,
+                  batch_size: int = 256) -> np.ndarray:
+        """Attributions in the shape of ``seed_input``. ``baseline``: None (zeros), a number, an input
+        of the model's shape or a batch of them."""
+        images, selection = self.engine.inputs(seed_input, filter_indices)
+        steps = positive_int(steps, "steps")
+        batch_size = positive_int(batch_size, "batch_size")
+        baselines = self.baselines(baseline, images)
+        alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
+        weights = np.full(steps + 1, 1.0 / steps, np.float32)
+        weights[[0, -1]] /= 2  # the trapezoid rule
+        per_call = min(len(alphas), batch_size)
+        path = np.zeros_like(images)
+        for part in chunks(len(images), max(1, batch_size // per_call)):
+            for group in chunks(len(alphas), per_call):
+                path[part] += self.engine.path_gradients(images[part], baselines[part], selection[part],
+                                                         alphas[group], weights[group]).numpy()
+        return (images - baselines) * path
+
+    def baselines(self, baseline, images: np.ndarray) -> np.ndarray:
+        """The baseline of every image, ``images``' shape (what ``attribute`` integrates from)."""
+        if baseline is None:
+            return np.zeros_like(images)
+        array = np.asarray(baseline, np.float32)
+        try:
+            array = np.broadcast_to(array, images.shape).copy()
+        except ValueError:
+            raise ValueError(f"baseline has shape {array.shape}; give a number, an input of shape "
+                             f"{images.shape[1:]} or a batch of shape {images.shape}") from None
+        if not np.all(np.isfinite(array)):
+            raise ValueError("baseline contains NaN or Inf")
+        return array
+
+
+_METHOD_CLASSES = {"vanilla": Gradient, "gradient_x_input": GradientXInput, "guided": GuidedBackprop,
+                   "rectified": Deconvnet, "integrated_gradients": IntegratedGradients}
+
+
+def saliency_method(model, layer, method: str = "vanilla"):
+    """The method object behind ``visualize_saliency(method=...)``."""
+    if method in NOISE_KINDS:
+        return SmoothGrad(model, layer)
+    if method not in _METHOD_CLASSES:
+        raise ValueError(f"unknown saliency method {method!r}; valid: {list(METHODS)}")
+    return _METHOD_CLASSES[method](model, layer)
+
+
+def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str = "vanilla",
+                       keepdims: bool = False, normalize: str | None = "per_sample", batch_size: int = 256,
+                       **hyperparameters) -> np.ndarray:
+    """Saliency maps of ``layer``'s units for each image of ``seed_input``, float32 in [0, 1].
+
+    Args:
+        model: a Sequential or Functional Keras model (nested models work).
+        layer: the explained layer (Layer, name or index): the output layer for a class (its
+            logits when it is softmax/sigmoid), a regression output, or an intermediate layer.
+        filter_indices: an int for every image, or a list with one entry per image (an entry may
+            be a list of units explained together).
+        seed_input: one input of the model's shape or a batch of them.
+        method: one of ``METHODS``: ``vanilla`` (|gradient|), ``gradient_x_input``, ``guided``
+            (guided backprop), ``rectified`` (deconvnet), ``smoothgrad`` / ``vargrad`` /
+            ``squaregrad`` (``samples=50``, ``noise=0.2`` of each image's value range, ``seed``),
+            ``integrated_gradients`` (``steps=50``, ``baseline=None`` meaning zeros).
+        keepdims: keep the channel axis (|value| per channel, channels last) instead of reducing it.
+        normalize: ``"per_sample"`` scales each map by its maximum, ``"shared"`` all maps by the
+            largest, None returns the unscaled magnitudes.
+        batch_size: rows per pass through the model (noisy copies and path points included).
+
+    Returns:
+        ``(N, *spatial)`` maps: ``(N, H, W)`` for images, ``(N, T)`` for sequences, ``(N, F)`` for
+        flat inputs. Channels are reduced by the largest |value| (gradient methods) or by |sum|
+        (``gradient_x_input``, ``integrated_gradients``, whose values add up).
+
+    Example:
+        >>> maps = visualize_saliency(model, "predictions", [3, 1], images[:2], method="integrated_gradients")
+        >>> overlay(images[0], maps[0])
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalize {normalize!r}; valid: {list(NORMALIZATIONS)}")
+    explainer = saliency_method(model, layer, method)
+    if method in NOISE_KINDS:
+        hyperparameters["kind"] = method
+    attributions = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **hyperparameters)
+    maps = reduce_channels(attributions, explainer.engine.input_channel_axis, explainer.channel_reduction,
+                           keepdims)
+    return normalize_maps(maps, normalize)

@@ -1,0 +1,19 @@
+"""Pixels to files.
+
+What belongs here: writing pictures that already exist as RGB arrays: the frame writer
+(:mod:`~visopt.frames.writer`: frames composed and encoded on a background worker, memory flat in
+the number of frames), its formats (:mod:`~visopt.frames.sinks`: GIF, MP4, a PNG folder,
+TensorBoard), captions drawn into frames (:mod:`~visopt.frames.captions`) and single images
+(:func:`save_image`). Every file appears complete under its final name or not at all. Both the
+optimizer's progress animations and the training-time weight videos go through here.
+
+Example:
+    >>> from visopt.frames import FrameWriter, save_image
+    >>> with FrameWriter("out/progress.gif", fps=20) as writer:
+    ...     writer.write(images, text="step 0")
+"""
+
+from visopt.frames.image_file import save_image
+from visopt.frames.writer import FORMATS, FrameWriter, FrameWriterError, format_for
+
+__all__ = ["FORMATS", "FrameWriter", "FrameWriterError", "format_for", "save_image"]

@@ -1,0 +1,356 @@
+"""The Optimizer: gradient descent of the energy on the model's *input*, as one compiled step.
+
+Each step runs, inside one ``tf.function`` (:mod:`visopt.optvis.program`): parameterization ->
+random transforms of a view -> model (the feature graph from :mod:`visopt.model.surgery`) ->
+energy -> gradient -> Adam update -> projection into ``input_range``. The Python loop around it
+only records history and calls callbacks. N objectives are optimized together as a batch of N
+independent images.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visopt._checks import check_range, input_batch, positive_int, positive_number
+from visopt.model.layers import data_format_of, find_layer, input_shape
+from visopt.model.surgery import build_feature_model
+from visopt.optvis.energy import Energy, ImageSpec, TermInputs
+from visopt.optvis.optimizer_callback import OptimizerCallback
+from visopt.optvis.parameterizations import PARAMETERIZATIONS, initial_images, make_parameterization
+from visopt.optvis.program import BestIterate, Program
+from visopt.optvis.progress_bar import ProgressBar
+from visopt.optvis.progress_recorder import ProgressRecorder
+from visopt.optvis.result import OptimizationResult
+from visopt.optvis.transforms import Jitter, Transform, TransformPipeline, default_transforms
+
+#: Environment variable that caps ``max_iter`` of every ``minimize`` call (used by the test suite).
+MAX_ITER_ENV = "VISOPT_MAX_ITER"
+
+_DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.05}
+ON_NONFINITE = ("raise", "warn")
+
+
+@dataclass
+class _Run:
+    """One ``minimize`` call, checked: everything the loop needs."""
+
+    max_iter: int
+    learning_rate: float
+    seed: int
+    seed_images: np.ndarray | None
+    batch: int
+    transforms: list
+    callbacks: list
+    keep_best: bool
+    on_nonfinite: str
+
+
+class Optimizer:
+    """Minimize an energy over the input of a model.
+
+    Args:
+        model: a Sequential or Functional Keras model with one input of fixed shape, or (keras-vis
+            form) its input tensor ``model.input``, in which case terms name layers as Layer objects.
+        energy: an ``Energy`` (``term + 10 * LPNorm()``), a term, or keras-vis' ``[(term, weight), ...]``
+            (keras-vis called this argument ``losses``).
+        input_range: ``(low, high)`` of the model's input; images never leave it.
+        parameterization: ``"pixels"`` (default) or ``"fourier"`` (decorrelated spectrum, 2-D only).
+        transforms: random transforms of the view per step; ``None`` is the default stack
+            (small scale and rotation for 2-D images); ``[]`` disables them. ``minimize``'s
+            ``jitter`` is added in front.
+        learning_rate: Adam step as a fraction of the input range (pixels, default 0.02) or in
+            spectrum units (fourier, default 0.05).
+        data_format: the model's input layout; detected from its layers when None.
+
+    Example:
+        >>> energy = ActivationMaximization("predictions", [0, 1, 2, 3]) + 0.1 * TotalVariation()
+        >>> result = Optimizer(model, energy).minimize(max_iter=200, seed=0)
+        >>> result.images.shape, result.history["loss"].shape
+        ((4, 32, 32, 3), (200, 4))
+    """
+
+    def __init__(self, model, energy, input_range=(0, 255), *, parameterization: str = "pixels",
+                 transforms: list[Transform] | None = None, learning_rate: float | None = None,
+                 data_format: str | None = None):
+        self.energy = Energy.coerce(energy)
+        if not self.energy.terms:
+            raise ValueError("the energy has no terms: give at least one loss")
+        self.input_range = check_range(input_range)
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; valid: {list(PARAMETERIZATIONS)}")
+        self.parameterization = parameterization
+        default_rate = _DEFAULT_LEARNING_RATE[parameterization]
+        self.learning_rate = positive_number(default_rate if learning_rate is None else learning_rate,
+                                             "learning_rate")
+
+        # No reference to the model is kept: the feature graph shares its layers, and a cached
+        # Optimizer (see visualize_activation) must not keep a deleted model alive.
+        self.model_shape = input_shape(model)
+        requests, term_slots = self._collect_requests()
+        layers = _resolve_layers(model, requests)
+        if data_format not in (None, "channels_first", "channels_last"):
+            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
+        self.data_format = data_format or data_format_of(model, layers)
+        self.image_shape = _channels_last_shape(self.model_shape, self.data_format)
+        self.spec = ImageSpec(self.image_shape, self.input_range)
+
+        self._bound, self.batch_size = self._bind_terms(layers, term_slots)
+        self.names = self.energy.names()
+        self._feature_model = build_feature_model(model, requests) if requests else None
+        user_transforms = default_transforms(self.image_shape) if transforms is None else list(transforms)
+        TransformPipeline(user_transforms, self.image_shape, self.input_range)  # validate now
+        self.transforms = user_transforms
+        self._programs: dict[tuple, Program] = {}
+        self._jitters: dict[float, Jitter] = {}
+
+    # -- construction helpers ---------------------------------------------------------------
+    def _collect_requests(self):
+        requests, slots = [], []
+        for term, _ in self.energy.terms:
+            indices = []
+            for request in term.requests():
+                if request not in requests:
+                    requests.append(request)
+                indices.append(requests.index(request))
+            slots.append(indices)
+        return requests, slots
+
+    def _bind_terms(self, layers, term_slots):
+        bound, batch = [], None
+        for (term, weight), slots, name in zip(self.energy.terms, term_slots, self.energy.names()):
+            out = term.bind([layers[i] for i in slots], self.spec)
+            fn, size = out if isinstance(out, tuple) else (out, None)
+            if size is not None and batch is not None and size != batch:
+                raise ValueError(f"terms ask for different batch sizes: {batch} and {size} ({name!r}); "
+                                 "give every term one entry per image or a single entry")
+            batch = size if size is not None else batch
+            bound.append((fn, weight, slots))
+        return bound, batch
+
+    # -- the compiled program ---------------------------------------------------------------
+    def _program(self, batch: int, transforms: list, keep_best: bool) -> Program:
+        """The compiled step of this batch size, transform list and ``keep_best`` (built once)."""
+        key = (batch, tuple(id(t) for t in transforms), keep_best)
+        if key not in self._programs:
+            param = make_parameterization(self.parameterization, batch, self.image_shape, self.input_range)
+            pipeline = TransformPipeline(transforms, self.image_shape, self.input_range)
+            best = BestIterate(batch, self.image_shape) if keep_best else None
+            self._programs[key] = Program(self._energy_fn(batch), param, pipeline, best)
+        return self._programs[key]
+
+    def _energy_fn(self, batch: int):
+        """``energy(image, view) -> (total (batch,), values (terms, batch))`` of the bound terms."""
+        to_model = _layout_fn(self.data_format, len(self.image_shape))
+
+        def energy(image, view):
+            outputs = self._features(to_model(view))
+            values = [weight * fn(TermInputs(image, [outputs[i] for i in slots]))
+                      for fn, weight, slots in self._bound]
+            values = [tf.broadcast_to(v, (batch,)) for v in values]
+            return tf.add_n(values), tf.stack(values)
+
+        return energy
+
+    def _features(self, view):
+        if self._feature_model is None:
+            return []
+        outputs = self._feature_model(view, training=False)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    # -- the loop ---------------------------------------------------------------------------
+    def minimize(self, seed_input=None, max_iter: int = 200, jitter: float = 0.05, callbacks=None,
+                 verbose: bool = True, *, seed: int | None = None, keep_best: bool = False,
+                 on_nonfinite: str = "raise", learning_rate: float | None = None,
+                 progress_gif_path=None, frame_every: int = 1, seed_img=None) -> OptimizationResult:
+        """Run ``max_iter`` steps of gradient descent on the energy and return the images.
+
+        Args:
+            seed_input: starting image(s) in the model's input layout, with or without the batch
+                axis (one image is used for every objective); mid-grey noise when None.
+            max_iter: number of steps (capped by the ``VISOPT_MAX_ITER`` environment variable).
+            jitter: random shift of the view each step: pixels (int) or a fraction of the size (float < 1);
+                0 disables it. Ignored for inputs without spatial axes.
+            callbacks: ``OptimizerCallback`` objects, called at each step.
+            verbose: show a progress bar (tqdm; works in notebooks).
+            seed: makes the run reproducible (random noise and transforms); random when None.
+            keep_best: also return each image's lowest-energy iterate.
+            on_nonfinite: ``"raise"`` (default) raises ``FloatingPointError`` when the energy or its
+                gradient becomes NaN/Inf; ``"warn"`` warns and returns the last finite iterate.
+            learning_rate: overrides the Optimizer's for this run.
+            progress_gif_path: record the run as an animation: ``.gif`` (added when there is no
+                suffix), ``.mp4``, or see :class:`~visopt.optvis.progress_recorder.ProgressRecorder`.
+            frame_every: with ``progress_gif_path``, one frame every this many steps.
+            seed_img: keras-vis' name for ``seed_input``.
+
+        Example:
+            >>> images, grads = opt.minimize(max_iter=500, verbose=True, jitter=0)   # keras-vis call
+            >>> opt.minimize(max_iter=500, jitter=0, progress_gif_path="opt_progress")  # writes opt_progress.gif
+        """
+        run = self._plan(seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
+                         learning_rate, progress_gif_path, frame_every)
+        program = self._program(run.batch, run.transforms, run.keep_best)
+        start = run.seed_images
+        if start is None:
+            start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
+        program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
+        return self._loop(program, run)
+
+    def _plan(self, seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
+              learning_rate, progress_gif_path, frame_every) -> _Run:
+        """Check every argument of ``minimize`` before any work, and settle the run."""
+        if seed_img is not None:
+            if seed_input is not None:
+                raise TypeError("give seed_input or its keras-vis name seed_img, not both")
+            seed_input = seed_img
+        if on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
+        max_iter = _capped(positive_int(max_iter, "max_iter"))
+        learning_rate = positive_number(self.learning_rate if learning_rate is None else learning_rate,
+                                        "learning_rate")
+        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+        seed_images = self._check_seed_input(seed_input)
+        return _Run(max_iter=max_iter, learning_rate=learning_rate, seed=seed, seed_images=seed_images,
+                    batch=self._batch(seed_images), transforms=self._with_jitter(jitter),
+                    callbacks=self._callbacks(callbacks, verbose, progress_gif_path, frame_every),
+                    keep_best=bool(keep_best), on_nonfinite=on_nonfinite)
+
+    def _callbacks(self, callbacks, verbose, progress_gif_path, frame_every) -> list:
+        """The user's callbacks, plus the recorder of ``progress_gif_path`` and the progress bar."""
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, OptimizerCallback):
+                raise TypeError(f"callbacks must be OptimizerCallback objects, got {cb!r}")
+        if progress_gif_path is not None:
+            callbacks.append(ProgressRecorder(progress_gif_path, frame_every=frame_every))
+        for cb in callbacks:  # float images are mapped to colours with the optimizer's range
+            if isinstance(cb, ProgressRecorder) and cb.input_range is None:
+                cb.input_range = self.input_range
+        if verbose:
+            callbacks.insert(0, ProgressBar())
+        return callbacks
+
+    def _loop(self, program: Program, run: _Run) -> OptimizationResult:
+        """Step, record, call back; the result (and every callback's ``on_end``) also after an error."""
+        callbacks = run.callbacks
+        wants_images = any(cb.wants_images for cb in callbacks)
+        history = {name: [] for name in self.names + ["loss"]}
+        learning_rate = tf.constant(run.learning_rate, tf.float32)
+        steps = 0
+        for cb in callbacks:
+            cb.on_begin(run.max_iter, run.batch)
+        try:
+            for t in range(run.max_iter):
+                image, total, values, finite = program.step(tf.constant([run.seed, t], tf.int64), learning_rate)
+                total, values = total.numpy(), values.numpy()
+                if not bool(finite):
+                    self._nonfinite(t, values, total, run.on_nonfinite)
+                    break
+                steps += 1
+                terms = dict(zip(self.names, values), loss=total)
+                for name, value in terms.items():
+                    history[name].append(value)
+                if callbacks:
+                    shown = self._display(image.numpy()) if wants_images else None
+                    for cb in callbacks:
+                        cb.on_step(t, shown if cb.wants_images else None, terms)
+        finally:
+            result = self._result(program, history, steps)
+            for cb in callbacks:
+                cb.on_end(result)
+        return result
+
+    # -- minimize helpers -------------------------------------------------------------------
+    def _check_seed_input(self, seed_input):
+        if seed_input is None:
+            return None
+        array = input_batch(seed_input, self.model_shape, layout=self.data_format)
+        low, high = self.input_range
+        tolerance = 1e-3 * (high - low)
+        if array.min() < low - tolerance or array.max() > high + tolerance:
+            raise ValueError(f"seed_input values span [{array.min():g}, {array.max():g}], outside "
+                             f"input_range={self.input_range}; rescale it or pass the matching input_range")
+        if self.data_format == "channels_first" and array.ndim > 2:
+            array = np.moveaxis(array, 1, -1)
+        return array
+
+    def _batch(self, seed_images) -> int:
+        terms = self.batch_size
+        seeds = None if seed_images is None else seed_images.shape[0]
+        if terms is not None and seeds not in (None, 1, terms):
+            raise ValueError(f"seed_input holds {seeds} images but the losses ask for {terms} (one per filter "
+                             "index); give one seed image or one per filter index")
+        return terms or seeds or 1
+
+    def _with_jitter(self, jitter):
+        if len(self.image_shape) < 2 or not jitter:
+            return self.transforms
+        if jitter not in self._jitters:  # one object per amount, so the compiled step is reused
+            self._jitters[jitter] = Jitter(jitter)
+        return [self._jitters[jitter]] + self.transforms
+
+    def _display(self, images: np.ndarray) -> np.ndarray:
+        if self.input_range == (0.0, 255.0):
+            return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+        return images.astype(np.float32)
+
+    def _nonfinite(self, step, values, total, on_nonfinite):
+        bad = [name for name, v in zip(self.names, values) if not np.all(np.isfinite(v))]
+        what = f"terms {bad}" if bad else "the gradient"
+        message = (f"the energy became non-finite (NaN/Inf) at step {step}: {what}. Lower the learning rate, "
+                   "check the model for unstable layers, or pass on_nonfinite='warn' to keep the last finite images")
+        if on_nonfinite == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message + "; returning the last finite iterate", RuntimeWarning, stacklevel=3)
+
+    def _result(self, program: Program, history, steps) -> OptimizationResult:
+        images = program.param().numpy()
+        if not np.all(np.isfinite(images)):
+            raise FloatingPointError("the optimized images contain NaN/Inf values")
+        batch = images.shape[0]
+        history = {name: np.asarray(values, np.float32).reshape(len(values), batch)
+                   for name, values in history.items()}
+        best_images = best_loss = None
+        if program.best is not None and steps:
+            best_images = self._display(program.best.image.numpy())
+            best_loss = program.best.loss.numpy()
+        return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
+                                  gradient_fn=lambda: program.gradient().numpy())
+
+
+def _resolve_layers(model, requests):
+    if isinstance(model, keras.KerasTensor):
+        for r in requests:
+            if not isinstance(r.layer, keras.layers.Layer):
+                raise TypeError(f"with an input tensor instead of a model, terms must name layers as Layer "
+                                f"objects; got {r.layer!r}. Pass the model to use names or indices")
+        return [r.layer for r in requests]
+    return [find_layer(model, r.layer) for r in requests]
+
+
+def _channels_last_shape(model_shape, data_format) -> tuple[int, ...]:
+    if data_format == "channels_first" and len(model_shape) >= 2:
+        return tuple(model_shape[1:]) + (model_shape[0],)
+    return tuple(model_shape)
+
+
+def _layout_fn(data_format, rank):
+    if data_format != "channels_first" or rank < 2:
+        return lambda images: images
+    order = (0, rank) + tuple(range(1, rank))
+    return lambda images: tf.transpose(images, order)
+
+
+def _capped(max_iter: int) -> int:
+    cap = os.environ.get(MAX_ITER_ENV)
+    if not cap:
+        return max_iter
+    try:
+        return min(max_iter, int(cap))
+    except ValueError:
+        raise ValueError(f"{MAX_ITER_ENV} must be an int, got {cap!r}") from None

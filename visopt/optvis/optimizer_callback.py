@@ -1,0 +1,37 @@
+"""The base class of optimizer callbacks: ``on_begin``, ``on_step``, ``on_end`` hooks."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+
+class OptimizerCallback:
+    """Called by ``Optimizer.minimize`` around and at each iteration. Override what you need.
+
+    ``on_step`` receives the iteration index, the images the energy was computed on (a NumPy array
+    ``(batch, *spatial, channels)`` in the result's dtype) and the term values: a dict from each
+    term's name (and ``"loss"``, the overall energy) to a ``(batch,)`` array. Images are made only
+    for callbacks whose ``wants_images`` is true, so a loss-only callback costs nothing.
+
+    Example:
+        >>> class PrintLoss(OptimizerCallback):
+        ...     wants_images = False
+        ...     def on_step(self, step, images, values):
+        ...         if step % 50 == 0:
+        ...             print(step, values["loss"].mean())
+        >>> opt.minimize(callbacks=[PrintLoss()])
+    """
+
+    #: Set to False when ``on_step`` ignores its ``images`` argument (it then receives None).
+    wants_images = True
+
+    def on_begin(self, max_iter: int, batch_size: int) -> None:
+        """Called once before the first step."""
+
+    def on_step(self, step: int, images: np.ndarray | None, values: Mapping[str, np.ndarray]) -> None:
+        """Called after each step with that step's images and per-image term values."""
+
+    def on_end(self, result) -> None:
+        """Called once with the ``OptimizationResult`` (also after an error, with what was done)."""

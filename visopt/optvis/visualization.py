@@ -1,0 +1,61 @@
+"""``visualize_activation``: the one-liner on top of the Optimizer."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from visopt._cache import cached, request_key
+from visopt.optvis.objectives import ActivationMaximization
+from visopt.optvis.optimizer import Optimizer
+from visopt.optvis.regularizers import LPNorm, TotalVariation
+
+_OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
+                        if p not in ("model", "energy", "input_range"))
+
+
+def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, input_range=(0, 255),
+                         max_iter: int = 200, act_max_weight: float = 1.0, lp_norm_weight: float = 0.5,
+                         tv_weight: float = 2.0, score: str = "auto", verbose: bool = False,
+                         **optimizer_params) -> np.ndarray:
+    """Images that maximize filters or units of ``layer``: one image per entry of ``filter_indices``.
+
+    Args:
+        model: a Keras model (or, keras-vis form, its input tensor ``model.input``).
+        layer: a Keras layer, its name or its index in ``model.layers``. A softmax/sigmoid layer is
+            climbed on its logits.
+        filter_indices: an int gives one image, a list a batch (``[20, 20, 20]``: three different
+            images of index 20), None every filter of the layer.
+        seed_input: starting image(s) in the model's layout (``seed_img`` is accepted too).
+        input_range: ``(low, high)`` of the model's input.
+        max_iter: optimization steps.
+        act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term).
+        score: what ActivationMaximization climbs (``"auto"``, ``"activation"``, ``"log_probability"``).
+        verbose: show a progress bar.
+        **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
+            ``learning_rate``, ``data_format``) or to ``minimize`` (``jitter``, ``seed``, ``callbacks``,
+            ``keep_best``, ``on_nonfinite``).
+
+    Returns:
+        ``(N, H, W, C)`` images (channels last), uint8 when ``input_range`` is (0, 255).
+
+    Example:
+        >>> images = visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
+        >>> grid = stitch_images(images)
+    """
+    optimizer_kwargs = {k: optimizer_params.pop(k) for k in _OPTIMIZER_ARGS if k in optimizer_params}
+
+    def build() -> Optimizer:
+        energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)
+        if lp_norm_weight:
+            energy = energy + lp_norm_weight * LPNorm()
+        if tv_weight:
+            energy = energy + tv_weight * TotalVariation()
+        return Optimizer(model, energy, input_range=input_range, **optimizer_kwargs)
+
+    key = request_key(layer, filter_indices, act_max_weight, lp_norm_weight, tv_weight, score, input_range,
+                       optimizer_kwargs)
+    optimizer = cached(model, key, build)  # a repeated request skips surgery and tracing
+    result = optimizer.minimize(seed_input=seed_input, max_iter=max_iter, verbose=verbose, **optimizer_params)
+    return result.images

@@ -1,0 +1,223 @@
+"""Record every trainable weight tensor during ``fit`` and animate how each one changes (keras_weight_animator, done right)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import keras
+
+from visopt._checks import positive_int, positive_number
+from visopt.model.weights import read, select, trainable_entries
+from visopt.render.colormaps import check_colormap
+from visopt.training.snapshot_store import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
+from visopt.training.videos import render_snapshots
+
+
+class WeightSnapshot(keras.callbacks.Callback):
+    """Snapshot the model's trainable weights during training; optionally render one video per weight tensor.
+
+    **When.** In every ``epoch_interval``-th epoch (epochs 0, ``epoch_interval``, ... as Keras
+    numbers them from 0), at the start of batch 0 and of every ``batch_interval``-th batch after it,
+    before that batch's update. 2 epochs of 20 batches with ``batch_interval=10`` give 4 snapshots:
+    (epoch 0, batch 0), (0, 10), (1, 0), (1, 10); the first shows the initial weights. Every
+    trainable tensor is recorded, nested models included. Snapshots form one timeline across epochs:
+    each is numbered by its ``step`` (batches trained before it in this ``fit``), and a video covers
+    them all. A model that is only built by its first batch (no ``Input``) starts at the next batch.
+
+    **How.** The training thread copies the values (a MirroredVariable reads its primary replica)
+    and queues them; a worker thread behind a bounded queue appends them to one ``.npy`` stack per
+    weight under ``output_dir/snapshots/`` and keeps ``output_dir/manifest.json`` (weights:
+    path, layer, index, shape, layout; snapshots: epoch, batch, step) up to date at each epoch end.
+    The format is described in :mod:`visopt.training.snapshot_store`.
+
+    **Videos.** With ``render_videos=True`` they are rendered at ``on_train_end`` into
+    ``output_dir``: ``layer_NAME-weights_YY.mp4`` per weight tensor (``YY`` its 1-based position
+    in ``layer.weights``: ``01`` kernel, ``02`` bias), and with ``per_epoch=True`` also
+    ``epoch_XXX-layer_NAME-weights_YY.mp4`` with one epoch's snapshots (``XXX`` the 0-based epoch,
+    as keras_weight_animator numbered its folders). Otherwise the snapshots are kept and rendered
+    later: ``visopt render OUTPUT_DIR [--format gif] [--cmap RdBu] [--fps 8]``. Rendering waits
+    for the end because each weight's colour scale is fixed over the whole run (its min/max over all
+    snapshots, or ``+-max|w|`` for diverging maps such as RdBu): one colour is one value in every
+    frame, so frames can be compared. Layouts (matrices, conv filter grids, gate blocks of
+    LSTM/GRU kernels, bias strips) are described in :mod:`visopt.render.weight_images`.
+
+    **Errors.** An ``output_dir`` that is a file (``NotADirectoryError``) or cannot be written
+    (``PermissionError`` or ``OSError``) raises in ``on_train_begin``, before the first batch. A
+    write failure during training (disk full...) warns once, stops the recording and lets training
+    finish; a failed rendering warns and keeps the snapshots.
+
+    Args:
+        output_dir: folder for the snapshots and videos (created). Calling ``fit`` again starts a
+            new recording there, replacing the previous snapshots.
+        epoch_interval: record in every this many epochs.
+        batch_interval: record every this many batches within those epochs.
+        cmap: matplotlib colormap name for the videos (gray, RdBu, viridis, jet...).
+        render_videos: render the videos when training ends.
+        video_format: ``"mp4"`` or ``"gif"`` (or ``"png"``: a folder of frames per weight).
+        per_epoch: also render one video per epoch and weight.
+        max_frame_size: longest side of a video frame in pixels; bigger weights are shrunk.
+        fps: frames per second of the videos.
+        weights: record only these weights: variable paths (``"conv_1/kernel"``) or layer names;
+            all trainable weights by default.
+        queue_size: snapshots waiting for the worker before training waits for it (each is a copy of
+            the recorded weights, so this bounds the extra memory).
+
+    Attributes:
+        snapshots: snapshots taken in the last ``fit``.
+        video_paths: the files rendered at the end of the last ``fit``.
+        failed: whether recording or rendering failed (a warning said why).
+
+    Example:
+        >>> snapshot = WeightSnapshot("runs/weights", batch_interval=10, cmap="RdBu", render_videos=True)
+        >>> model.fit(x, y, epochs=2, callbacks=[snapshot])
+        >>> snapshot.video_paths[0]
+        PosixPath('runs/weights/layer_conv_1-weights_01.mp4')
+    """
+
+    def __init__(self, output_dir, epoch_interval: int = 1, batch_interval: int = 100, cmap: str = "gray",
+                 render_videos: bool = False, video_format: str = "mp4", per_epoch: bool = False,
+                 max_frame_size: int = 512, fps: float = 10, weights=None, queue_size: int = 4):
+        super().__init__()
+        for name, value in (("epoch_interval", epoch_interval), ("batch_interval", batch_interval),
+                            ("queue_size", queue_size)):
+            positive_int(value, name)
+        if video_format not in RENDER_FORMATS:
+            raise ValueError(f"video_format must be one of {list(RENDER_FORMATS)}, got {video_format!r}")
+        if not (isinstance(max_frame_size, int) and max_frame_size >= 8):
+            raise ValueError(f"max_frame_size must be an int >= 8, got {max_frame_size!r}")
+        positive_number(fps, "fps")
+        self.output_dir = Path(output_dir)
+        self.epoch_interval, self.batch_interval = epoch_interval, batch_interval
+        self.cmap = check_colormap(cmap)
+        self.render_videos, self.video_format, self.per_epoch = bool(render_videos), video_format, bool(per_epoch)
+        self.max_frame_size, self.fps = max_frame_size, fps
+        self.weights = weights
+        self.queue_size = queue_size
+        self.snapshots = 0
+        self.video_paths: list[Path] = []
+        self.failed = False
+        self._writer: SnapshotWriter | None = None
+        self._entries = None
+        self._epoch = 0
+        self._due: int | None = None
+        self._calls = 0
+        self._start_iteration: int | None = None
+
+    # -- Keras hooks ----------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        self._check_output_dir()
+        self.snapshots = 0
+        self.video_paths = []
+        self.failed = False
+        self._writer = None
+        self._entries = None
+        self._calls = 0
+        self._start_iteration = self._iterations()
+        self._open()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = int(epoch)
+        self._due = 0 if self._epoch % self.epoch_interval == 0 else None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._calls
+        self._calls += 1
+        if self._due is None or batch < self._due or self.failed:
+            return
+        if self._writer is None:
+            try:
+                if not self._open():
+                    return  # not built yet: the snapshot is taken at the next batch
+            except OSError as err:  # the model was built by its first batch, and now the disk fails
+                self._fail(err)
+                return
+        self._due = (batch // self.batch_interval + 1) * self.batch_interval
+        self._snapshot(batch, self._step(step))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is not None and not self.failed and not self._writer.write_manifest():
+            self._fail(self._writer.error)
+
+    def on_train_end(self, logs=None):
+        if self._writer is None:
+            return
+        error = self._writer.close()
+        self._writer = None
+        if error is not None:
+            self._fail(error)
+            return
+        if self.render_videos and self.snapshots:
+            try:
+                self.video_paths = render_snapshots(self.output_dir)
+            except Exception as err:  # noqa: BLE001 - training is done; keep the snapshots
+                self.failed = True
+                warnings.warn(f"WeightSnapshot could not render videos in {self.output_dir}: {err}; the "
+                              f"snapshots are kept: run `visopt render {self.output_dir}`", RuntimeWarning,
+                              stacklevel=2)
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_output_dir(self) -> None:
+        path = self.output_dir
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"WeightSnapshot output_dir {str(path)!r} exists and is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".visopt-write-test.", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise _unwritable(path, err) from err
+
+    def _open(self) -> bool:
+        """Find the weights and start the writer; False while the model has no weights yet."""
+        if not self.model.trainable_weights:
+            return False
+        entries = trainable_entries(self.model)
+        if self.weights is not None:
+            entries = select(entries, self.weights, "WeightSnapshot(weights=...)")
+        settings = {"cmap": self.cmap, "fps": self.fps, "video_format": self.video_format,
+                    "per_epoch": self.per_epoch, "max_frame_size": self.max_frame_size}
+        try:
+            store = SnapshotStore(self.output_dir, [weight_record(entry) for entry in entries], settings,
+                                  model=self.model.name)
+        except OSError as err:
+            raise _unwritable(self.output_dir, err) from err
+        self._entries = entries
+        self._writer = SnapshotWriter(store, queue_size=self.queue_size)
+        return True
+
+    def _iterations(self) -> int | None:
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return None if iterations is None else int(iterations.numpy())
+
+    def _step(self, calls: int) -> int:
+        """Batches trained in this ``fit`` before now: the hook count, or the optimizer's update count
+        when it is ahead (``steps_per_execution`` > 1 calls the hook once per several batches)."""
+        iterations = self._iterations()
+        if iterations is None or self._start_iteration is None:
+            return calls
+        return max(calls, iterations - self._start_iteration)
+
+    def _snapshot(self, batch: int, step: int) -> None:
+        if self._writer.error is not None:
+            self._fail(self._writer.error)
+            return
+        arrays = [read(entry.variable) for entry in self._entries]
+        if not self._writer.put({"epoch": self._epoch, "batch": int(batch), "step": step}, arrays):
+            self._fail(self._writer.error)
+            return
+        self.snapshots += 1
+
+    def _fail(self, error) -> None:
+        if not self.failed:
+            self.failed = True
+            warnings.warn(f"WeightSnapshot stopped recording weights to {self.output_dir}: {error}; training "
+                          "goes on", RuntimeWarning, stacklevel=3)
+
+
+def _unwritable(path: Path, err: OSError) -> OSError:
+    kind = PermissionError if isinstance(err, PermissionError) else OSError
+    return kind(f"WeightSnapshot cannot write to output_dir {str(path)!r}: {err}")
