@@ -22,8 +22,7 @@ c. **GIF size and recording overhead against tf-keras-vis.** tf-keras-vis's ``Ac
 d. **Fit time with and without ``WeightSnapshot``** (snapshots every 10 batches,
    ``render_videos=True``) on ``build_model("cnn", size=64, seed=0)``, 4096 samples, batch 64, 3
    epochs; also with ``render_videos=False``, to split recording from rendering. Alternating
-   rounds, best of N (at least 3). Skipped, with a message, when
-   ``visopt.callbacks.weight_snapshot`` is missing.
+   rounds, best of N (at least 3).
 
 Run from the repository root::
 
@@ -64,9 +63,9 @@ try:
 except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
-from visopt.frame_writer import FrameWriter  # noqa: E402
+from visopt import FrameWriter  # noqa: E402
 from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
-from visopt.images import stitch_images  # noqa: E402
+from visopt import stitch_images  # noqa: E402
 
 try:
     import psutil
@@ -307,7 +306,7 @@ def memory_by_frames(counts: tuple[int, int], log) -> dict:
 # (b) recording on vs off in minimize, (c) tf-keras-vis with and without GifGenerator2D
 # --------------------------------------------------------------------------------------------
 def recording_contenders(model, steps: int, folder: Path) -> list[Contender]:
-    from visopt.callbacks import ProgressRecorder
+    from visopt import ProgressRecorder
 
     energy = (visopt.ActivationMaximization(LAYER, CLASSES) + LP_WEIGHT * visopt.LPNorm()
               + TV_WEIGHT * visopt.TotalVariation())
@@ -370,7 +369,7 @@ def peer_contenders(model, steps: int, folder: Path) -> list[Contender]:
 def snapshot_contenders(samples: int, epochs: int, folder: Path):
     """One model per contender (the same start weights), so that its compiled train step is traced in
     the untimed first call and reused by the timed rounds, as in a long training."""
-    from visopt.callbacks.weight_snapshot import WeightSnapshot  # ImportError until it exists
+    from visopt import WeightSnapshot
     from visopt.demo import build_model, make_dataset
 
     x, y = make_dataset(samples, size=SNAPSHOT_MODEL["size"], seed=1)
@@ -530,44 +529,39 @@ def main(argv=None) -> int:
                               f"{off.best / recording['off'].best:.2f}x")
 
         if "d" not in args.skip:
-            try:
-                snapshots = snapshot_contenders(args.fit_samples, args.fit_epochs, folder)
-            except ImportError as error:
-                log(f"(d) skipped: WeightSnapshot is not available ({error})")
-                report += ["", f"(d) skipped: WeightSnapshot is not available ({error})"]
-            else:
-                batches = -(-args.fit_samples // SNAPSHOT_BATCH)
-                log(f"(d) fit with and without WeightSnapshot: cnn size 64, {args.fit_samples} samples, batch "
-                    f"{SNAPSHOT_BATCH} ({batches} batches/epoch), {args.fit_epochs} epochs ...")
-                rounds = max(args.rounds, 3) if not args.quick else 1
-                alternate(snapshots, rounds, log, "(d)")
-                without, with_, no_render = snapshots
-                steps_total = batches * args.fit_epochs
-                per_epoch = len(range(0, batches, SNAPSHOT_EVERY))
-                count, nbytes, suffixes = with_.last
-                ratio = with_.best / without.best
-                report += ["", f"(d) model.fit of build_model('cnn', size=64, seed=0) (64x64x3 input), "
-                               f"{args.fit_samples} samples of make_dataset(size=64), batch {SNAPSHOT_BATCH}, "
-                               f"{batches} batches/epoch, {args.fit_epochs} epochs ({steps_total} batches), "
-                               f"shuffle=False; WeightSnapshot(epoch_interval=1, batch_interval={SNAPSHOT_EVERY}, "
-                               f"render_videos=True): {per_epoch * args.fit_epochs} snapshots; seconds, best of "
-                               f"{rounds} (the untimed first call of each traced the train step):",
-                           f"  {'':<34} {'best wall':>9} {'best CPU':>9} {'ms/batch':>8} {'/ without':>9}   rounds"]
-                for c in snapshots:
-                    report.append(f"  {c.name:<34} {c.best:9.2f} {c.best_cpu:9.2f} "
-                                  f"{1000 * c.best / steps_total:8.1f} {c.best / without.best:8.3f}x   "
-                                  f"{' '.join(f'{s:.2f}' for s in c.wall)}")
-                report.append(f"  with / without: {ratio:.3f}x wall ({with_.best_cpu / without.best_cpu:.3f}x CPU)   "
-                              f"target <= {SNAPSHOT_TARGET:.2f}   {'PASS' if ratio <= SNAPSHOT_TARGET else 'MISS'}")
-                report.append(f"  with / without, median of the {rounds} paired rounds: {paired_ratio(with_, without):.3f}x wall "
-                              f"({paired_ratio(with_, without, cpu=True):.3f}x CPU)")
-                report.append(f"  recording alone (render_videos=False) / without: {no_render.best / without.best:.3f}x wall "
-                              f"({no_render.best_cpu / without.best_cpu:.3f}x CPU; paired medians "
-                              f"{paired_ratio(no_render, without):.3f}x, {paired_ratio(no_render, without, cpu=True):.3f}x); "
-                              f"rendering at train end: {with_.best - no_render.best:+.2f} s wall, "
-                              f"{with_.best_cpu - no_render.best_cpu:+.2f} s CPU (differences of best rounds)")
-                report.append(f"  output of the last round with videos: {count} files, {nbytes / 2**20:.2f} MiB, "
-                              f"kinds {suffixes}")
+            snapshots = snapshot_contenders(args.fit_samples, args.fit_epochs, folder)
+            batches = -(-args.fit_samples // SNAPSHOT_BATCH)
+            log(f"(d) fit with and without WeightSnapshot: cnn size 64, {args.fit_samples} samples, batch "
+                f"{SNAPSHOT_BATCH} ({batches} batches/epoch), {args.fit_epochs} epochs ...")
+            rounds = max(args.rounds, 3) if not args.quick else 1
+            alternate(snapshots, rounds, log, "(d)")
+            without, with_, no_render = snapshots
+            steps_total = batches * args.fit_epochs
+            per_epoch = len(range(0, batches, SNAPSHOT_EVERY))
+            count, nbytes, suffixes = with_.last
+            ratio = with_.best / without.best
+            report += ["", f"(d) model.fit of build_model('cnn', size=64, seed=0) (64x64x3 input), "
+                           f"{args.fit_samples} samples of make_dataset(size=64), batch {SNAPSHOT_BATCH}, "
+                           f"{batches} batches/epoch, {args.fit_epochs} epochs ({steps_total} batches), "
+                           f"shuffle=False; WeightSnapshot(epoch_interval=1, batch_interval={SNAPSHOT_EVERY}, "
+                           f"render_videos=True): {per_epoch * args.fit_epochs} snapshots; seconds, best of "
+                           f"{rounds} (the untimed first call of each traced the train step):",
+                       f"  {'':<34} {'best wall':>9} {'best CPU':>9} {'ms/batch':>8} {'/ without':>9}   rounds"]
+            for c in snapshots:
+                report.append(f"  {c.name:<34} {c.best:9.2f} {c.best_cpu:9.2f} "
+                              f"{1000 * c.best / steps_total:8.1f} {c.best / without.best:8.3f}x   "
+                              f"{' '.join(f'{s:.2f}' for s in c.wall)}")
+            report.append(f"  with / without: {ratio:.3f}x wall ({with_.best_cpu / without.best_cpu:.3f}x CPU)   "
+                          f"target <= {SNAPSHOT_TARGET:.2f}   {'PASS' if ratio <= SNAPSHOT_TARGET else 'MISS'}")
+            report.append(f"  with / without, median of the {rounds} paired rounds: {paired_ratio(with_, without):.3f}x wall "
+                          f"({paired_ratio(with_, without, cpu=True):.3f}x CPU)")
+            report.append(f"  recording alone (render_videos=False) / without: {no_render.best / without.best:.3f}x wall "
+                          f"({no_render.best_cpu / without.best_cpu:.3f}x CPU; paired medians "
+                          f"{paired_ratio(no_render, without):.3f}x, {paired_ratio(no_render, without, cpu=True):.3f}x); "
+                          f"rendering at train end: {with_.best - no_render.best:+.2f} s wall, "
+                          f"{with_.best_cpu - no_render.best_cpu:+.2f} s CPU (differences of best rounds)")
+            report.append(f"  output of the last round with videos: {count} files, {nbytes / 2**20:.2f} MiB, "
+                          f"kinds {suffixes}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

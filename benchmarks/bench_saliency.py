@@ -67,9 +67,9 @@ try:
 except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
-from visopt.cam import visualize_cam  # noqa: E402
+from visopt import visualize_cam  # noqa: E402
 from visopt.demo import make_dataset, train_demo_model  # noqa: E402
-from visopt.saliency import visualize_saliency  # noqa: E402
+from visopt import visualize_saliency  # noqa: E402
 from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 
 try:

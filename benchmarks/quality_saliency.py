@@ -33,9 +33,9 @@ except ImportError:  # run from a checkout without pip install -e .
 import numpy as np  # noqa: E402
 
 from visopt import metrics, visualize_cam, visualize_saliency  # noqa: E402
-from visopt.cam import CAM_METHODS  # noqa: E402
+from visopt.attribution.cam import CAM_METHODS  # noqa: E402
 from visopt.demo import make_object_dataset, train_object_model  # noqa: E402
-from visopt.saliency import METHODS  # noqa: E402
+from visopt.attribution.saliency import METHODS  # noqa: E402
 
 
 def explainer(method: str, labels, noise: float):

@@ -24,7 +24,7 @@ import numpy as np
 import visopt
 from visopt import ActivationMaximization, LPNorm, Optimizer, TotalVariation
 from visopt.demo import CLASS_NAMES, train_demo_model
-from visopt.io import save_image
+from visopt import save_image
 
 PER_CLASS = 3
 

@@ -19,7 +19,7 @@ import numpy as np
 import visopt
 from visopt import DeepDream, Optimizer, TotalVariation
 from visopt.demo import CLASS_NAMES, make_dataset, train_demo_model
-from visopt.io import save_image
+from visopt import save_image
 
 
 def main():

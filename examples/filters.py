@@ -17,7 +17,7 @@ import numpy as np
 
 import visopt
 from visopt.demo import train_demo_model
-from visopt.io import save_image
+from visopt import save_image
 
 LAYERS = ("conv_1", "conv_2", "conv_3")
 

@@ -27,7 +27,7 @@ import numpy as np
 #             from vis.utils.utils import stitch_images
 from visopt import ActivationMaximization, LPNorm, Optimizer, TotalVariation, stitch_images, visualize_activation
 from visopt.demo import make_dataset
-from visopt.io import save_image
+from visopt import save_image
 
 
 def small_model() -> keras.Model:

@@ -20,7 +20,7 @@ import numpy as np
 import visopt
 from visopt import metrics
 from visopt.demo import OBJECT_CLASS_NAMES, make_object_dataset, train_object_model
-from visopt.io import save_image
+from visopt import save_image
 
 SALIENCY = ("vanilla", "gradient_x_input", "guided", "rectified", "smoothgrad", "integrated_gradients")
 CAMS = ("gradcam", "gradcam++", "scorecam", "layercam")

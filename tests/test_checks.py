@@ -12,10 +12,12 @@ def test_integers():
         with pytest.raises(ValueError, match=f"steps must be a positive int, got {bad!r}"):
             positive_int(bad, "steps")
     assert check_int(0, "seed", 0) == 0
-    with pytest.raises(ValueError, match=r"steps must be in \[1, 1024\], got 2000"):
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, 1024\], got 2000"):
         check_int(2000, "steps", 1, 1024)
-    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got 1.5"):
         check_int(1.5, "seed", 0)
+    with pytest.raises(ValueError, match="max_size must be an int >= 8, got 4"):
+        check_int(4, "max_size", 8)
     with pytest.raises(ValueError, match="fps must be a positive number, got 0"):
         positive_number(0, "fps")
 

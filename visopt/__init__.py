@@ -14,6 +14,8 @@ Example:
     >>> model.fit(x, y, callbacks=[visopt.WeightSnapshot("runs/weights", batch_interval=10, render_videos=True)])
 """
 
+import sys as _sys
+
 from visopt.attribution import metrics
 from visopt.attribution.cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, visualize_cam
 from visopt.attribution.maps import normalize_maps
@@ -27,6 +29,9 @@ from visopt.render import deprocess_image, overlay, stitch_images, weight_image
 from visopt.training import SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
 
 __version__ = "0.1.0"
+
+# ``from visopt.metrics import pointing_game`` keeps working: the metrics live in visopt.attribution
+_sys.modules.setdefault(__name__ + ".metrics", metrics)
 
 __all__ = [
     "ActivationMaximization", "DeepDream", "Deconvnet", "Energy", "FrameWriter", "FrameWriterError", "GradCAM",

@@ -1,7 +1,7 @@
 """A small per-model cache of compiled objects (Optimizers, attribution engines).
 
-Building them costs model surgery and tracing (about 0.3 s on the demo model); a repeated request
-reuses them. Keyed weakly by the model, so deleting a model frees its entries; the cached objects
+Building them costs model surgery and tracing (docs/benchmarks.md gives the figure); a repeated
+request reuses them. Keyed weakly by the model, so deleting a model frees its entries; the cached objects
 must not hold a strong reference to the model themselves.
 """
 

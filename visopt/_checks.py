@@ -26,34 +26,34 @@ def is_int(value) -> bool:
 
 
 def check_int(value, name: str, low: int = 1, high: int | None = None) -> int:
-    """``value`` as an int in ``[low, high]``: TypeError when it is no integer, ValueError when out of range.
+    """``value`` as an int in ``[low, high]``, else a ValueError naming ``name`` and the valid values
+    (a float, a bool or a string is not an int).
 
     Example:
         >>> check_int(32, "steps", 1, 1024)
         32
+        >>> check_int(4, "max_size", 8)
+        Traceback (most recent call last):
+        ValueError: max_size must be an int >= 8, got 4
     """
-    if not is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        if low == 1 and high is None:
-            valid = "a positive int"
+    if not is_int(value) or value < low or (high is not None and value > high):
+        if high is not None:
+            valid = f"an int in [{low}, {high}]"
         else:
-            valid = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {valid}, got {value}")
+            valid = "a positive int" if low == 1 else f"an int >= {low}"
+        raise ValueError(f"{name} must be {valid}, got {value!r}")
     return int(value)
 
 
 def positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else a ValueError naming ``name`` (a non-integer counts as not positive).
+    """``check_int(value, name, 1)``: an int >= 1.
 
     Example:
         >>> positive_int(0, "samples")
         Traceback (most recent call last):
         ValueError: samples must be a positive int, got 0
     """
-    if not (is_int(value) and value >= 1):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return check_int(value, name, 1)
 
 
 def positive_number(value, name: str) -> float:

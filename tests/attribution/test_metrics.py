@@ -265,7 +265,7 @@ def test_deletion_and_insertion_errors(object_model, objects):
         insertion_auc(object_model, images, nan_maps)
     with pytest.raises(ValueError, match=r"images of shape \(4, 32, 32, 1\) do not fit model .*expected \(N, 32, 32, 3\)"):
         deletion_auc(object_model, images[..., :1], maps)
-    with pytest.raises(ValueError, match=r"steps must be in \[1, 1024\], got 2000"):
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, 1024\], got 2000"):
         deletion_auc(object_model, images, maps, steps=2000)
     with pytest.raises(ValueError, match=r"substrate of shape \(2,\) does not broadcast"):
         deletion_auc(object_model, images, maps, substrate=[0, 0])

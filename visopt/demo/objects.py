@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from visopt._checks import check_int, positive_int
+
 #: Class index -> name of the object's shape.
 OBJECT_CLASS_NAMES = ("plus", "square", "cross", "disc")
 
@@ -90,10 +92,8 @@ def _kill_pixels(rng: np.random.Generator, images: np.ndarray, keep: np.ndarray)
 
 
 def _check_count(n, size) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < max(_OBJECT_SIZES):
-        raise ValueError(f"size must be an integer >= {max(_OBJECT_SIZES)} (the largest object), got {size!r}")
+    positive_int(n, "n")
+    check_int(size, "size (at least the largest object)", max(_OBJECT_SIZES))
 
 
 def make_object_dataset(n: int, size: int = 32, seed: int = 0) -> ObjectDataset:

@@ -1,9 +1,8 @@
 """Captions for frames: Hershey-font text drawn from glyphs rendered once per process.
 
-OpenCV's first text call on a thread costs about 21 ms of CPU (measured with OpenCV 5.0), and
-every FrameWriter encodes on a new thread. So each character is drawn once per process at a master
-size, and a caption is assembled from those masks and resized: about 0.05 ms a caption, on any
-thread.
+OpenCV's first text call on a thread is expensive (docs/benchmarks.md), and every FrameWriter
+encodes on a new thread. So each character is drawn once per process at a master size, and a
+caption is assembled from those masks and resized: cheap on any thread.
 
 Example:
     >>> band = np.zeros((16, 200, 3), np.uint8)

@@ -57,9 +57,9 @@ class _GifSink:
     """A GIF written frame by frame, each frame with its own colour table.
 
     Frames are quantized at their composed (small) size and the palette indices are enlarged, not
-    the pixels. An adaptive palette (Pillow's fast octree, 0.3 ms for a 131x143 frame here) is
-    built for each of the first frames and then for every ``PALETTE_EVERY``-th; the frames between
-    are mapped onto the latest palette (0.03 ms: Pillow caches the colour lookup) unless that
+    the pixels. An adaptive palette (Pillow's fast octree) is built for each of the first frames
+    and then for every ``PALETTE_EVERY``-th; the frames between are mapped onto the latest palette
+    (about ten times cheaper: Pillow caches the colour lookup; docs/benchmarks.md) unless that
     raises their mean colour error by more than ``MAX_EXTRA_ERROR`` over the palette's own frame
     (new colours came in), checked on a sample of pixels. An optimization changes its colours
     gradually, so most frames reuse the palette.

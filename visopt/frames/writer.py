@@ -109,7 +109,7 @@ class FrameWriter:
         self._finalizer = weakref.finalize(self, _abandoned, self._sink, str(self.path))
         # Frames are handed over in batches: every hand-over wakes the worker, and on a machine whose
         # cores the model keeps busy each wake-up can preempt one of TensorFlow's threads mid-step
-        # (recording with an encoder that did nothing cost 8% of a 7 ms-step run when woken per frame).
+        # (docs/benchmarks.md, "frame writer").
         self._batch_frames = max(1, min(8, queue_size // 2))
         self._pending: list = []
         self._pending_since = 0.0

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from visopt._checks import positive_int
+from visopt._checks import check_int, positive_int
 from visopt.render.colormaps import check_colormap, colormap_lut
 
 
@@ -66,8 +66,7 @@ def stitch_images(images, cols: int | None = None, margin: int = 2, fill=255) ->
     if cols is None:
         cols = math.ceil(math.sqrt(batch.shape[0]))
     cols = positive_int(cols, "cols")
-    if not isinstance(margin, int) or margin < 0:
-        raise ValueError(f"margin must be a non-negative int, got {margin!r}")
+    margin = check_int(margin, "margin", 0)
     n, h, w = batch.shape[:3]
     cols = min(cols, n)
     rows = math.ceil(n / cols)

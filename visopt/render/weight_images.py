@@ -42,6 +42,7 @@ import math
 import cv2
 import numpy as np
 
+from visopt._checks import check_int, positive_int
 from visopt.render.colormaps import colormap_lut, colour_scale, special_colours
 
 #: How a weight tensor is laid out as a picture (see the module docstring).
@@ -226,10 +227,8 @@ class WeightRenderer:
         self.layout = default_layout(self.weight_shape) if layout is None else layout
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown weight layout {layout!r}; valid: {list(LAYOUTS)}")
-        if not (isinstance(gates, int) and gates >= 1):
-            raise ValueError(f"gates must be a positive int, got {gates!r}")
-        if not (isinstance(max_size, int) and max_size >= 8):
-            raise ValueError(f"max_size must be an int >= 8, got {max_size!r}")
+        positive_int(gates, "gates")
+        check_int(max_size, "max_size", 8)
         low, high = (float(v) for v in value_range)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"value_range must be finite (low, high) with low < high, got {value_range!r}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visopt._checks import positive_int
+from visopt._checks import check_int, positive_int
 from visopt.frames.captions import caption_width
 from visopt.frames.writer import FrameWriter
 from visopt.render.colormaps import check_colormap, colour_scale
@@ -108,8 +108,7 @@ def _settings(folder: SnapshotFolder, format, cmap, fps, per_epoch, max_frame_si
     if format not in RENDER_FORMATS:
         raise ValueError(f"unknown animation format {format!r}; valid: {list(RENDER_FORMATS)}")
     max_frame_size = stored["max_frame_size"] if max_frame_size is None else max_frame_size
-    if not (isinstance(max_frame_size, int) and max_frame_size >= 8):
-        raise ValueError(f"max_frame_size must be an int >= 8, got {max_frame_size!r}")
+    check_int(max_frame_size, "max_frame_size", 8)
     concurrency = max(1, min(8, os.cpu_count() or 1)) if concurrency is None else concurrency
     return _Settings(format=format, cmap=check_colormap(stored["cmap"] if cmap is None else cmap),
                      fps=stored["fps"] if fps is None else fps,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-from visopt._checks import positive_int, positive_number
+from visopt._checks import check_int, positive_int, positive_number
 from visopt.model.weights import read, select, trainable_entries
 from visopt.render.colormaps import check_colormap
 from visopt.training.snapshot_store import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
@@ -86,8 +86,7 @@ class WeightSnapshot(keras.callbacks.Callback):
             positive_int(value, name)
         if video_format not in RENDER_FORMATS:
             raise ValueError(f"video_format must be one of {list(RENDER_FORMATS)}, got {video_format!r}")
-        if not (isinstance(max_frame_size, int) and max_frame_size >= 8):
-            raise ValueError(f"max_frame_size must be an int >= 8, got {max_frame_size!r}")
+        check_int(max_frame_size, "max_frame_size", 8)
         positive_number(fps, "fps")
         self.output_dir = Path(output_dir)
         self.epoch_interval, self.batch_interval = epoch_interval, batch_interval
