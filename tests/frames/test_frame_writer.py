@@ -12,6 +12,15 @@ from visopt.frames import format_for
 from visopt.render import to_rgb
 
 
+def one_frame(folder, images, text=None, **options):
+    """The frame FrameWriter makes of ``images``: written to a PNG folder and read back (PNG is lossless)."""
+    path = folder / f"frame_{len(list(folder.iterdir()))}"
+    with FrameWriter(path, format="png", **options) as writer:
+        writer.write(images, text=text)
+    (png,) = sorted(path.glob("*.png"))
+    return iio.imread(png)
+
+
 def frames(count, batch=4, size=16):
     """Batches whose i-th frame is filled with grey level 10*i (mod 256), so frames are told apart by value."""
     return [np.full((batch, size, size, 3), (10 * i) % 256, np.uint8) for i in range(count)]
@@ -66,26 +75,25 @@ def test_tensorboard_summaries(tmp_path):
 def test_tiling_picking_and_annotation(tmp_path):
     batch = np.zeros((4, 8, 8, 3), np.uint8)
     batch[2] = 255
-    tiled = FrameWriter(tmp_path / "a.gif", annotate=False, min_size=1)._compose(batch, None).render()
-    picked = FrameWriter(tmp_path / "b.gif", annotate=False, min_size=1, image_index=2)._compose(batch, None).render()
+    tiled = one_frame(tmp_path, batch, annotate=False, min_size=1)
+    picked = one_frame(tmp_path, batch, annotate=False, min_size=1, image_index=2)
     assert tiled.shape == (17, 17, 3)  # 2x2 tiles of 8 with a 1-pixel margin
     assert picked.shape == (8, 8, 3) and picked.min() == 255
-    captioned = FrameWriter(tmp_path / "c.gif", min_size=64)._compose(batch, "step 3")
-    image = captioned.render()
+    image = one_frame(tmp_path, batch, "step 3", min_size=64)
     assert image.shape[0] > 51 and image.shape[1] == 51  # 17 pixels enlarged 3 times, and a band on top
     band = image[: image.shape[0] - 51]
     assert band.max() > 200 and band.mean() < 60  # white (anti-aliased) text on black
-    with pytest.raises(IndexError, match="image_index 9"):
-        FrameWriter(tmp_path / "d.gif", image_index=9)._compose(batch, None)
+    writer = FrameWriter(tmp_path / "d.gif", image_index=9)
+    with pytest.raises(IndexError, match="image_index 9"):  # on the caller's thread, before any encoding
+        writer.write(batch)
+    writer.abort()
 
 
 def test_frame_size_bounds(tmp_path):
     big = np.zeros((2000, 1000, 3), np.uint8)
-    assert FrameWriter(tmp_path / "a.gif", annotate=False, max_size=500)._compose(big, None).render().shape == \
-        (500, 250, 3)
+    assert one_frame(tmp_path, big, annotate=False, max_size=500).shape == (500, 250, 3)
     small = np.zeros((10, 20, 1), np.uint8)
-    assert FrameWriter(tmp_path / "b.gif", annotate=False, min_size=100)._compose(small, None).render().shape == \
-        (50, 100, 3)
+    assert one_frame(tmp_path, small, annotate=False, min_size=100).shape == (50, 100, 3)
 
 
 def test_colour_conversions():
@@ -163,9 +171,7 @@ def test_bad_options(tmp_path, kwargs, pattern):
 
 
 def test_a_long_caption_shrinks_to_fit_a_narrow_frame(tmp_path):
-    frame = FrameWriter(tmp_path / "n.gif", min_size=64)._compose(np.zeros((64, 64, 3), np.uint8),
-                                                                    "epoch 3  batch 10  step 70")
-    image = frame.render()
+    image = one_frame(tmp_path, np.zeros((64, 64, 3), np.uint8), "epoch 3  batch 10  step 70", min_size=64)
     band = image[: image.shape[0] - 64]
     lit = np.where(band.max(axis=(0, 2)) > 100)[0]
     assert lit.min() >= 1 and lit.max() <= 62  # the whole text is inside the frame
@@ -180,9 +186,7 @@ def test_no_frames_means_no_file(tmp_path):
 
 
 def test_max_size_alone_lowers_the_default_min_size(tmp_path):
-    writer = FrameWriter(tmp_path / "x.gif", max_size=128, annotate=False)
-    assert writer._compose(np.zeros((32, 32, 3), np.uint8), None).render().shape == (128, 128, 3)
-    writer.abort()
+    assert one_frame(tmp_path, np.zeros((32, 32, 3), np.uint8), max_size=128, annotate=False).shape == (128, 128, 3)
 
 
 def test_a_writer_never_closed_is_collected_and_leaves_no_file(tmp_path):

@@ -85,3 +85,10 @@ def test_recorder_arguments_are_checked():
         ProgressRecorder("x.gif", frame_every=0)
     assert ProgressRecorder("opt_progress").path.name == "opt_progress.gif"
     assert ProgressRecorder("run.mp4").path.name == "run.mp4"
+
+
+def test_an_image_index_outside_the_batch_raises_before_the_first_step(tmp_path, optimizer):
+    recorder = ProgressRecorder(tmp_path / "one.gif", image_index=5)
+    with pytest.raises(IndexError, match="image_index 5 is out of range for a batch of 3 images"):
+        optimizer.minimize(max_iter=4, seed=0, verbose=False, callbacks=[recorder])
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file

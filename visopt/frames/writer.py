@@ -128,9 +128,12 @@ class FrameWriter:
         if self._closed:
             raise FrameWriterError(f"write() after close() on the frame writer of {self.path}")
         self._raise_error_once()
+        images = np.array(images, copy=True)
+        if images.ndim == 4 and self.image_index is not None and not -len(images) <= self.image_index < len(images):
+            raise IndexError(f"image_index {self.image_index} is out of range for a batch of {len(images)}")
         if not self._pending:
             self._pending_since = time.monotonic()
-        self._pending.append((np.array(images, copy=True), text))
+        self._pending.append((images, text))
         # a slow loop still hands frames over within a quarter second
         if len(self._pending) >= self._batch_frames or time.monotonic() - self._pending_since > 0.25:
             self._hand_over()
@@ -194,10 +197,7 @@ class FrameWriter:
 
     def _compose(self, images: np.ndarray, text: str | None) -> "_Frame":
         if images.ndim == 4:
-            if self.image_index is not None:
-                if not -images.shape[0] <= self.image_index < images.shape[0]:
-                    raise IndexError(f"image_index {self.image_index} is out of range for a batch of "
-                                     f"{images.shape[0]}")
+            if self.image_index is not None:  # checked against the batch in write()
                 images = images[self.image_index]
             else:
                 images = stitch_images(rgb_pixels(images, self.value_range), cols=self.cols, margin=1, fill=255)

@@ -48,6 +48,9 @@ class ProgressRecorder(OptimizerCallback):
         self.failed = False
 
     def on_begin(self, max_iter, batch_size):
+        if self.image_index is not None and not -batch_size <= self.image_index < batch_size:
+            raise IndexError(f"ProgressRecorder image_index {self.image_index} is out of range for a batch of "
+                             f"{batch_size} images")
         self._last_step = max_iter - 1
         self.frames = 0
         self.failed = False
