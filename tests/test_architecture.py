@@ -153,3 +153,25 @@ def test_relative_imports_are_resolved():
     found = [name for _, name in _imports(PACKAGE / "optvis" / "optimizer.py", source)]
     assert found == ["visopt.optvis.energy", "visopt.attribution", "visopt.optvis.energy"]
     assert _violation("visopt.optvis.optimizer", found[1]) is not None
+
+
+#: The public names before the package move (issue 8): each must still import from ``visopt``.
+NAMES_BEFORE_THE_MOVE = [
+    "ActivationMaximization", "DeepDream", "Deconvnet", "Energy", "FrameWriter", "FrameWriterError", "GradCAM",
+    "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
+    "LPNorm", "LayerCAM", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
+    "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "Term", "TermInputs",
+    "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "normalize_maps", "overlay",
+    "stitch_images", "visualize_activation", "visualize_cam", "visualize_saliency",
+]
+
+
+def test_the_public_face_keeps_every_name():
+    import visopt
+
+    missing = [name for name in NAMES_BEFORE_THE_MOVE if name not in visopt.__all__ or not hasattr(visopt, name)]
+    assert not missing, f"public names lost: {missing}"
+    assert all(hasattr(visopt, name) for name in visopt.__all__)
+    from visopt.metrics import pointing_game  # the metrics' old import path still works
+
+    assert pointing_game is visopt.attribution.metrics.pointing_game
