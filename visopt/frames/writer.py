@@ -99,7 +99,7 @@ class FrameWriter:
         self.tag = tag
         self.frames_written = 0
         self._size: tuple[int, int] | None = None  # (height, width) of every frame, fixed by the first
-        self._error: BaseException | None = None  # a failure of the sink's finish (the worker keeps its own)
+        self._error: BaseException | None = None  # the first failure: the worker's, or the sink's finish
         self._error_reported = False  # an encoder failure is raised to the caller once
         self._closed = False
         try:
