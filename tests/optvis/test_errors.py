@@ -93,7 +93,7 @@ def test_multi_input_model_is_refused():
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"input_range": (1, 0)}, r"low < high, got \(1, 0\)"),
     ({"input_range": "0-255"}, "input_range must be a"),
-    ({"parameterization": "wavelet"}, r"unknown parameterization 'wavelet'; valid: \['pixels', 'fourier'\]"),
+    ({"parameterization": "wavelet"}, r"unknown parameterization 'wavelet'; valid: \['auto', 'pixels', 'fourier'\]"),
     ({"learning_rate": -1}, "learning_rate must be a positive number, got -1"),
     ({"data_format": "NHWC"}, "data_format must be .* got 'NHWC'"),
     ({"transforms": ["jitter"]}, "Transform objects, got 'jitter'"),

@@ -66,7 +66,7 @@ def test_pixels_never_leave_the_input_range():
     model = small_conv_model()
     recorder = Recorder()
     energy = ActivationMaximization("conv_b", [0, 1])
-    opt = Optimizer(model, energy, input_range=(-1, 1), learning_rate=0.5, transforms=[])
+    opt = Optimizer(model, energy, input_range=(-1, 1), learning_rate=0.5, transforms=[], parameterization="pixels")
     result = opt.minimize(max_iter=30, seed=0, verbose=False, callbacks=[recorder])
     seen = np.stack(recorder.images)
     assert seen.min() >= -1 and seen.max() <= 1
@@ -92,10 +92,11 @@ def test_batch_of_n_filters_equals_n_separate_runs(demo_model):
     filters = [1, 4, 9]
     seeds = initial_images(3, (32, 32, 3), (0, 255), 11)
     energy = lambda idx: ActivationMaximization("conv_2", idx) + 0.5 * LPNorm() + 2 * TotalVariation()
-    batch = Optimizer(demo_model, energy(filters), input_range=(0, 255)).minimize(
+    batch = Optimizer(demo_model, energy(filters), input_range=(0, 255), parameterization="pixels").minimize(
         seed_input=seeds, max_iter=40, seed=3, verbose=False)
     for k, f in enumerate(filters):
-        alone = Optimizer(demo_model, energy([f])).minimize(seed_input=seeds[k], max_iter=40, seed=3, verbose=False)
+        alone = Optimizer(demo_model, energy([f]), parameterization="pixels").minimize(
+            seed_input=seeds[k], max_iter=40, seed=3, verbose=False)
         diff = np.abs(batch.images[k].astype(int) - alone.images[0].astype(int))
         assert diff.mean() < 1.0, (f, diff.mean())
         np.testing.assert_allclose(batch.history["loss"][:, k], alone.history["loss"][:, 0], rtol=1e-3, atol=1e-3)
@@ -104,7 +105,7 @@ def test_batch_of_n_filters_equals_n_separate_runs(demo_model):
 
 
 def test_repeated_index_gives_different_images(demo_model):
-    images = visualize_activation(demo_model, "predictions", [2, 2, 2], max_iter=20, seed=0)
+    images = visualize_activation(demo_model, "predictions", [2, 2, 2], max_iter=20, seed=0, parameterization="pixels")
     assert images.shape == (3, 32, 32, 3)
     assert np.abs(images[0].astype(int) - images[1].astype(int)).mean() > 10
     assert np.abs(images[1].astype(int) - images[2].astype(int)).mean() > 10
@@ -131,7 +132,7 @@ def test_planted_oriented_filters_are_recovered():
     kernel[..., 0, 0] = _oriented_kernel(horizontal=True)
     kernel[..., 0, 1] = _oriented_kernel(horizontal=False)
     conv.set_weights([kernel, np.zeros(2, np.float32)])
-    images = visualize_activation(model, "planted", [0, 1], input_range=(0, 1), max_iter=60, seed=0,
+    images = visualize_activation(model, "planted", [0, 1], input_range=(0, 1), max_iter=60, seed=0, parameterization="pixels",
                                   lp_norm_weight=0, tv_weight=0)
     along_y, along_x = _stripe_energy(images[0, ..., 0])
     assert along_y > 10 * along_x  # filter 0 (horizontal stripes) varies along y
@@ -152,7 +153,7 @@ def test_nested_base_model_inner_layer_is_reachable():
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="head")(x))
-    result = Optimizer(model, ActivationMaximization("inner", [2]), input_range=(0, 1)).minimize(
+    result = Optimizer(model, ActivationMaximization("inner", [2]), input_range=(0, 1), parameterization="pixels").minimize(
         max_iter=30, seed=0, verbose=False)
     reference = keras.Model(base.inputs[0], base.get_layer("inner").output)
     start = initial_images(1, (16, 16, 3), (0, 1), 0)
@@ -169,7 +170,8 @@ def test_nested_functional_output_layer_by_object_and_index():
     model = keras.Sequential([keras.Input((12, 12, 1)), inner, keras.layers.Flatten(),
                               keras.layers.Dense(4, activation="sigmoid", name="scores")])
     for layer in (inner.get_layer("deep"), -1):
-        result = Optimizer(model, ActivationMaximization(layer, [1]), input_range=(0, 1)).minimize(
+        result = Optimizer(model, ActivationMaximization(layer, [1]), input_range=(0, 1),
+                           parameterization="pixels").minimize(
             max_iter=25, seed=0, verbose=False)
         am = result.history["activation_maximization"][:, 0]
         assert am[-1] < am[0] - 0.05
@@ -180,7 +182,8 @@ def test_channels_first_model():
     inputs = keras.Input((3, 12, 20))
     x = keras.layers.Conv2D(5, 3, data_format="channels_first", name="cf")(inputs)
     model = keras.Model(inputs, x)
-    opt = Optimizer(model, ActivationMaximization("cf", [4]) + 0.1 * TotalVariation(), input_range=(0, 1))
+    opt = Optimizer(model, ActivationMaximization("cf", [4]) + 0.1 * TotalVariation(), input_range=(0, 1),
+                    parameterization="pixels")
     assert opt.data_format == "channels_first"
     result = opt.minimize(max_iter=25, seed=0, verbose=False)
     assert result.images.shape == (1, 12, 20, 3)  # returned channels-last, non-square kept

@@ -77,7 +77,7 @@ def test_deep_dream_exaggerates_a_photo_without_replacing_it(demo_model, test_im
     x, _ = test_images
     photo = x[:2]
     energy = DeepDream("conv_2") + 0.5 * TotalVariation()
-    result = Optimizer(demo_model, energy).minimize(seed_input=photo, max_iter=40, seed=0, verbose=False,
+    result = Optimizer(demo_model, energy, parameterization="pixels").minimize(seed_input=photo, max_iter=40, seed=0, verbose=False,
                                                     jitter=0)
     dream = result.history["deep_dream"]
     assert np.all(dream[-1] < dream[0] * 1.5)  # the (negative) activation energy grew by half
@@ -148,8 +148,10 @@ def test_saved_images_are_readable_and_atomic(tmp_path):
 
 
 def test_visualize_activation_passes_score(demo_model):
-    logits = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0, score="activation")
-    log_p = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0)
+    logits = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0, score="activation",
+                                  parameterization="pixels")
+    log_p = visualize_activation(demo_model, "predictions", [1], max_iter=30, seed=0, score="log_probability",
+                                 parameterization="pixels")
     assert np.abs(logits.astype(int) - log_p.astype(int)).mean() > 5
     with pytest.raises(ValueError, match="unknown score 'prob'"):
         visualize_activation(demo_model, "predictions", [1], score="prob")

@@ -15,8 +15,8 @@ from visopt.model.surgery import LayerRequest
 from visopt.model.units import channel_means, check_indices, flat_indices, normalize_indices, selection_matrix
 from visopt.optvis.energy import ImageSpec, Term, TermInputs
 
-#: What ActivationMaximization climbs; "auto" picks log_probability for softmax layers.
-SCORES = ("auto", "activation", "log_probability")
+#: What ActivationMaximization climbs; "auto" picks log_odds for softmax layers.
+SCORES = ("auto", "activation", "log_probability", "log_odds", "margin")
 
 
 class ActivationMaximization(Term):
@@ -30,14 +30,15 @@ class ActivationMaximization(Term):
             filter of the layer, one image each.
         pre_activation: when the layer ends in softmax/sigmoid, read its logits, built by surgery
             (default). The saturated softmax output has vanishing gradients.
-        score: ``"activation"`` climbs the (pre-)activation itself, as keras-vis did;
-            ``"log_probability"`` climbs ``log_softmax`` of the units (computed from the logits),
-            i.e. this unit *relative to the others*; ``"auto"`` (default) uses log_probability
-            for softmax layers and activation otherwise: one pattern can raise two logits at once,
-            and the log-probability counts the class against the others (why, with numbers:
-            docs/architecture.md); the price is fainter images once the class wins. For a model
-            that outputs raw logits (``from_logits=True`` training), pass
-            ``score="log_probability"`` yourself.
+        score: what is climbed, computed from the logits of a softmax/sigmoid layer:
+            ``"activation"``, the (pre-)activation itself, as keras-vis did;
+            ``"log_probability"``, ``log_softmax`` of the units (flat once the unit wins, and
+            already high at a grey image for a "default" class); ``"log_odds"``, the unit minus
+            the log-sum-exp of the *other* units, ``log(p / (1 - p))``: it counts the other classes
+            and keeps climbing; ``"margin"``, the unit minus the mean of the others;
+            ``"auto"`` (default), log_odds for softmax layers and activation otherwise (chosen on
+            the quality benchmark: docs/benchmarks.md). For a model that outputs raw logits
+            (``from_logits=True`` training), pass ``score="log_odds"`` yourself.
 
     Works on Dense outputs and Conv1D/2D/3D feature maps, channels_last and channels_first.
 
@@ -72,13 +73,42 @@ class ActivationMaximization(Term):
             softmax = self.pre_activation and activation_name(layer) == "softmax"
             score = "log_probability" if softmax else "activation"
 
+        climb = _SCORES[score]
+
         def fn(inputs: TermInputs) -> tf.Tensor:
-            means = channel_means(inputs.outputs[0], axis)
-            if score == "log_probability":
-                means = tf.nn.log_softmax(means, axis=1)
-            return -tf.reduce_sum(means * selection, axis=1)
+            return -climb(channel_means(inputs.outputs[0], axis), selection)
 
         return fn, (len(rows) if len(rows) > 1 else None)
+
+
+def _activation(means, selection):
+    return tf.reduce_sum(means * selection, axis=1)
+
+
+def _log_probability(means, selection):
+    return tf.reduce_sum(tf.nn.log_softmax(means, axis=1) * selection, axis=1)
+
+
+def _log_odds(means, selection):
+    """The chosen units minus the log-sum-exp of the others: ``log(p / (1 - p))`` for one unit of a softmax.
+
+    Unlike the log-probability it does not flatten once the unit wins (it keeps growing with the
+    lead over the strongest other unit), and unlike the logit it counts the other units.
+    """
+    others = tf.equal(selection, 0.0)
+    rest = tf.reduce_logsumexp(tf.where(others, means, tf.fill(tf.shape(means), -1e30)), axis=1)
+    rest = tf.where(tf.reduce_any(others, axis=1), rest, 0.0)  # every unit chosen: nothing to beat
+    return tf.reduce_sum(means * selection, axis=1) - rest * tf.reduce_sum(selection, axis=1)
+
+
+def _margin(means, selection):
+    units = means.shape[1]
+    centred = (units * means - tf.reduce_sum(means, axis=1, keepdims=True)) / max(units - 1, 1)
+    return tf.reduce_sum(centred * selection, axis=1)
+
+
+_SCORES = {"activation": _activation, "log_probability": _log_probability, "log_odds": _log_odds,
+           "margin": _margin}
 
 
 class DeepDream(Term):

@@ -32,7 +32,9 @@ from visopt.optvis.transforms import Jitter, Transform, TransformPipeline, defau
 #: Environment variable that caps ``max_iter`` of every ``minimize`` call (used by the test suite).
 MAX_ITER_ENV = "VISOPT_MAX_ITER"
 
-_DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.05}
+# Chosen by benchmarks/quality_activation.py on three tuning tasks (docs/benchmarks.md, "Quality of
+# feature visualizations"): fourier at 0.015 transferred to independent judges, 0.05 saturated.
+_DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.015}
 ON_NONFINITE = ("raise", "warn")
 
 
@@ -60,12 +62,14 @@ class Optimizer:
         energy: an ``Energy`` (``term + 10 * LPNorm()``), a term, or keras-vis' ``[(term, weight), ...]``
             (keras-vis called this argument ``losses``).
         input_range: ``(low, high)`` of the model's input; images never leave it.
-        parameterization: ``"pixels"`` (default) or ``"fourier"`` (decorrelated spectrum, 2-D only).
+        parameterization: ``"auto"`` (default: ``"fourier"`` for a model with 2-D image input,
+            ``"pixels"`` for other inputs and for keras-vis' input-tensor form), ``"pixels"`` or ``"fourier"`` (a decorrelated spectrum, 2-D only; its images
+            are the ones an independent model recognises: see docs/benchmarks.md).
         transforms: random transforms of the view per step; ``None`` is the default stack
             (small scale and rotation for 2-D images); ``[]`` disables them. ``minimize``'s
             ``jitter`` is added in front.
         learning_rate: Adam step as a fraction of the input range (pixels, default 0.02) or in
-            spectrum units (fourier, default 0.05).
+            spectrum units (fourier, default 0.015).
         data_format: the model's input layout; detected from its layers when None.
 
     Example:
@@ -75,19 +79,16 @@ class Optimizer:
         ((4, 32, 32, 3), (200, 4))
     """
 
-    def __init__(self, model, energy, input_range=(0, 255), *, parameterization: str = "pixels",
+    def __init__(self, model, energy, input_range=(0, 255), *, parameterization: str = "auto",
                  transforms: list[Transform] | None = None, learning_rate: float | None = None,
                  data_format: str | None = None):
         self.energy = Energy.coerce(energy)
         if not self.energy.terms:
             raise ValueError("the energy has no terms: give at least one loss")
         self.input_range = check_range(input_range)
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {parameterization!r}; valid: {list(PARAMETERIZATIONS)}")
-        self.parameterization = parameterization
-        default_rate = _DEFAULT_LEARNING_RATE[parameterization]
-        self.learning_rate = positive_number(default_rate if learning_rate is None else learning_rate,
-                                             "learning_rate")
+        if parameterization not in ("auto",) + PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {parameterization!r}; valid: "
+                             f"{['auto', *PARAMETERIZATIONS]}")
 
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
@@ -98,6 +99,13 @@ class Optimizer:
             raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
         self.data_format = data_format or data_format_of(model, layers)
         self.image_shape = _channels_last_shape(self.model_shape, self.data_format)
+        if parameterization == "auto":  # keras-vis code (an input tensor) keeps keras-vis' pixel images
+            image = len(self.image_shape) == 3 and not isinstance(model, keras.KerasTensor)
+            parameterization = "fourier" if image else "pixels"
+        self.parameterization = parameterization
+        default_rate = _DEFAULT_LEARNING_RATE[parameterization]
+        self.learning_rate = positive_number(default_rate if learning_rate is None else learning_rate,
+                                             "learning_rate")
         self.spec = ImageSpec(self.image_shape, self.input_range)
 
         self._bound, self.batch_size = self._bind_terms(layers, term_slots)
