@@ -71,7 +71,7 @@ class ActivationMaximization(Term):
         score = self.score
         if score == "auto":
             softmax = self.pre_activation and activation_name(layer) == "softmax"
-            score = "log_probability" if softmax else "activation"
+            score = "log_odds" if softmax else "activation"
 
         climb = _SCORES[score]
 

@@ -1,4 +1,5 @@
-"""Can a saliency map be trusted? The pointing game, deletion/insertion AUC, the randomization check.
+"""Can a map or a picture be trusted? The pointing game, deletion/insertion AUC, the randomization check,
+transferability of feature visualizations.
 
 Each metric takes maps ``(N, H, W)`` from any method, so it judges the maps, not how they were made:
 
@@ -7,6 +8,7 @@ Each metric takes maps ``(N, H, W)`` from any method, so it judges the maps, not
   fast when the pixels the map ranks first are removed, and rise fast when they are put back?
 * `model_randomization` (Adebayo et al. 2018): does the map change when the model's weights are
   replaced by random ones? A map that survives it shows the image, not what the model learned.
+* `transferability`: do independently trained models classify a class image as its class?
 
 Example:
     >>> from visopt.attribution.metrics import pointing_game, deletion_auc, insertion_auc, model_randomization
@@ -20,9 +22,10 @@ from visopt.attribution.metrics import _causal
 from visopt.attribution.metrics._causal import deletion_auc, insertion_auc
 from visopt.attribution.metrics._pointing import pointing_game
 from visopt.attribution.metrics._randomization import RandomizationResult, model_randomization, spearman
+from visopt.attribution.metrics._transfer import transferability
 
 __all__ = ["RandomizationResult", "deletion_auc", "insertion_auc", "model_randomization", "pointing_game",
-           "spearman"]
+           "spearman", "transferability"]
 
 #: The smallest default insertion blur, in pixels (see `insertion_auc`); not in ``__all__``, as before.
 MIN_BLUR_SIGMA = _causal.MIN_BLUR_SIGMA
