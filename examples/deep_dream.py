@@ -18,8 +18,8 @@ import numpy as np
 
 import visopt
 from visopt import DeepDream, Optimizer, TotalVariation
-from visopt.demo import CLASS_NAMES, make_dataset, train_demo_model
 from visopt import save_image
+from visopt.demo import CLASS_NAMES, make_dataset, train_demo_model
 
 
 def main():

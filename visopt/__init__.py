@@ -22,9 +22,10 @@ from visopt.attribution.maps import normalize_maps
 from visopt.attribution.saliency import (Deconvnet, Gradient, GradientXInput, GuidedBackprop, IntegratedGradients,
                                          SmoothGrad, visualize_saliency)
 from visopt.frames import FrameWriter, FrameWriterError, save_image
-from visopt.optvis import (ActivationMaximization, DeepDream, Energy, ImageSpec, Jitter, LPNorm, OptimizationResult,
-                           Optimizer, OptimizerCallback, Pad, ProgressBar, ProgressRecorder, RandomRotate, RandomScale,
-                           Term, TermInputs, TotalVariation, Transform, visualize_activation)
+from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDream, Direction, Diversity, Energy,
+                           ImageSpec, Jitter, LPNorm, Neuron, OptimizationResult, Optimizer, OptimizerCallback, Pad,
+                           ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
+                           TotalVariation, Transform, visualize_activation)
 from visopt.render import deprocess_image, overlay, stitch_images, weight_image
 from visopt.training import SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
 
@@ -34,11 +35,11 @@ __version__ = "0.1.0"
 _sys.modules.setdefault(__name__ + ".metrics", metrics)
 
 __all__ = [
-    "ActivationMaximization", "DeepDream", "Deconvnet", "Energy", "FrameWriter", "FrameWriterError", "GradCAM",
+    "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FrameWriter", "FrameWriterError", "GradCAM",
     "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
-    "LPNorm", "LayerCAM", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
+    "LPNorm", "LayerCAM", "Neuron", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
     "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
-    "TermInputs", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
+    "TermInputs", "Texture", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
     "normalize_maps", "overlay", "render_snapshots", "save_image", "stitch_images", "visualize_activation",
     "visualize_cam", "visualize_saliency", "weight_image",
 ]

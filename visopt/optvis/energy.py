@@ -73,6 +73,9 @@ class Term:
     """
 
     name = "term"
+    #: The parameterization this term works best with (``"pixels"`` or ``"fourier"``), or None. The
+    #: Optimizer's ``parameterization="auto"`` follows it when a term of the energy states one.
+    parameterization: str | None = None
 
     def __init__(self, name: str | None = None):
         if name is not None:

@@ -126,6 +126,7 @@ class DeepDream(Term):
     """
 
     name = "deep_dream"
+    parameterization = "pixels"  # it edits a photo: the change is wanted in pixel space
 
     def __init__(self, layer: LayerSpec, filter_indices=None, *, name: str | None = None):
         super().__init__(name)

@@ -62,9 +62,10 @@ class Optimizer:
         energy: an ``Energy`` (``term + 10 * LPNorm()``), a term, or keras-vis' ``[(term, weight), ...]``
             (keras-vis called this argument ``losses``).
         input_range: ``(low, high)`` of the model's input; images never leave it.
-        parameterization: ``"auto"`` (default: ``"fourier"`` for a model with 2-D image input,
-            ``"pixels"`` for other inputs and for keras-vis' input-tensor form), ``"pixels"`` or ``"fourier"`` (a decorrelated spectrum, 2-D only; its images
-            are the ones an independent model recognises: see docs/benchmarks.md).
+        parameterization: ``"pixels"``, ``"fourier"`` (a decorrelated spectrum, 2-D only: the
+            class images other models recognise, docs/quality.md) or ``"auto"`` (default): the one
+            a term asks for (``Texture`` and ``DeepDream`` ask for pixels), else fourier for a
+            model with 2-D image input, pixels for other inputs and for keras-vis' input-tensor form.
         transforms: random transforms of the view per step; ``None`` is the default stack
             (small scale and rotation for 2-D images); ``[]`` disables them. ``minimize``'s
             ``jitter`` is added in front.
@@ -99,9 +100,8 @@ class Optimizer:
             raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
         self.data_format = data_format or data_format_of(model, layers)
         self.image_shape = _channels_last_shape(self.model_shape, self.data_format)
-        if parameterization == "auto":  # keras-vis code (an input tensor) keeps keras-vis' pixel images
-            image = len(self.image_shape) == 3 and not isinstance(model, keras.KerasTensor)
-            parameterization = "fourier" if image else "pixels"
+        if parameterization == "auto":
+            parameterization = self._auto_parameterization(model)
         self.parameterization = parameterization
         default_rate = _DEFAULT_LEARNING_RATE[parameterization]
         self.learning_rate = positive_number(default_rate if learning_rate is None else learning_rate,
@@ -118,6 +118,14 @@ class Optimizer:
         self._jitters: dict[float, Jitter] = {}
 
     # -- construction helpers ---------------------------------------------------------------
+    def _auto_parameterization(self, model) -> str:
+        """What a term asks for; else fourier for image models, pixels for other inputs and for
+        keras-vis code (an input tensor), which expects keras-vis' pixel images."""
+        wanted = {term.parameterization for term, _ in self.energy.terms if term.parameterization}
+        if len(self.image_shape) != 3 or isinstance(model, keras.KerasTensor):
+            return "pixels"
+        return wanted.pop() if len(wanted) == 1 else "fourier"
+
     def _collect_requests(self):
         requests, slots = [], []
         for term, _ in self.energy.terms:
