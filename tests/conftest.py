@@ -13,6 +13,11 @@ import pytest  # noqa: E402
 from visopt.demo import make_dataset, train_demo_model  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: real-architecture tests (keras.applications); run in CI, "
+                            "skip locally with -m 'not slow'")
+
+
 @pytest.fixture(scope="session")
 def demo_model():
     """The demo CNN (32x32x3 in [0, 255], softmax 'predictions'), trained on synthetic data."""

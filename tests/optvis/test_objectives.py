@@ -11,7 +11,7 @@ from visopt.demo import make_dataset
 
 
 def _feature(model, layer, images):
-    return np.asarray(keras.Model(model.inputs, model.get_layer(layer).output)(np.asarray(images, np.float32)))
+    return np.asarray(keras.Model(model.inputs[0], model.get_layer(layer).output)(np.asarray(images, np.float32)))
 
 
 def _first_energy(model, term, seed_input, name):
