@@ -15,6 +15,8 @@ and is scored by:
   each judge's share is printed too);
 * **flat**: images whose pixel standard deviation is under 2% of the range (a grey picture);
 * **diversity**: mean RMS difference (in [0, 1]) between two images of the same class;
+* **plausibility**: ``visopt.metrics.plausibility`` in the ResNet judge's features, against 512
+  real images (cosine similarity with the class's mean real features);
 * **ms/step**: wall time per optimization step of the 16-image batch (after a warm-up call).
 
 Defaults were chosen on the tuning tasks (``TUNING``) only; ``HELD_OUT`` tasks were run once,
@@ -127,7 +129,7 @@ def methods() -> dict:
 
 
 # -- scoring ----------------------------------------------------------------------------------------
-def score(images: np.ndarray, labels: np.ndarray, model, judges) -> dict:
+def score(images: np.ndarray, labels: np.ndarray, model, judges, real) -> dict:
     images = np.asarray(images, np.float32)
     own = float(np.mean(model.predict(images, verbose=0).argmax(1) == labels))
     per_judge = [float(np.mean(judge.predict(images, verbose=0).argmax(1) == labels)) for judge in judges]
@@ -137,23 +139,24 @@ def score(images: np.ndarray, labels: np.ndarray, model, judges) -> dict:
         group = images[labels == c].reshape(int(np.sum(labels == c)), -1) / 255
         distances += [np.sqrt(np.mean((group[i] - group[j]) ** 2))
                       for i in range(len(group)) for j in range(i + 1, len(group))]
+    plausible = visopt.metrics.plausibility(images, list(labels), judges[-1], *real)
     return {"own": own, "judges": per_judge, "transfer": float(np.mean(per_judge)), "flat": flat,
-            "diversity": float(np.mean(distances))}
+            "diversity": float(np.mean(distances)), "plausibility": plausible}
 
 
 def models_of(task: str, log):
-    x, y = make_task_data(task, 512, seed=99)
+    x, y = make_task_data(task, 512, seed=99)  # fresh images: accuracy, and the real examples of plausibility
     trained = []
     for architecture, seed in (("cnn", 0),) + JUDGES:
         model = train_task_model(task, architecture, seed=seed)
         accuracy = float(model.evaluate(x, y, verbose=0)[1])
         log(f"  {task}: {architecture} seed {seed} trained, accuracy {accuracy:.3f} on 512 fresh images")
         trained.append(model)
-    return trained[0], trained[1:]
+    return trained[0], trained[1:], (x, y)
 
 
 def run_task(task: str, table: dict, seeds, log, gallery) -> dict:
-    model, judges = models_of(task, log)
+    model, judges, real = models_of(task, log)
     labels = np.array(CLASSES * len(seeds))
     results = {}
     for name, method in table.items():
@@ -161,10 +164,11 @@ def run_task(task: str, table: dict, seeds, log, gallery) -> dict:
         start = time.perf_counter()
         images = np.concatenate([np.asarray(method(model, CLASSES, seed), np.float32) for seed in seeds])
         per_step = 1000 * (time.perf_counter() - start) / (len(seeds) * STEPS)
-        results[name] = dict(score(images, labels, model, judges), ms=per_step)
+        results[name] = dict(score(images, labels, model, judges, real), ms=per_step)
         r = results[name]
         log(f"  {task:9s} {name:38s} own {r['own']:.2f}  transfer {r['transfer']:.2f} "
             f"({' '.join(f'{v:.2f}' for v in r['judges'])})  flat {r['flat']}  diversity {r['diversity']:.2f}  "
+            f"plausibility {r['plausibility']:.2f}  "
             f"{per_step:.1f} ms/step")
         if gallery and name == "visopt default":
             grid = visopt.stitch_images(np.clip(images[:16], 0, 255).astype(np.uint8), cols=4)
@@ -193,10 +197,11 @@ def main(argv=None) -> int:
         cells = []
         for task in args.tasks:
             r = all_results[task][name]
-            cells.append(f"{r['transfer']:.2f} / {r['own']:.2f} / {r['flat']} / {r['diversity']:.2f}")
+            cells.append(f"{r['transfer']:.2f} / {r['own']:.2f} / {r['flat']} / {r['diversity']:.2f} / "
+                         f"{r['plausibility']:.2f}")
         ms = np.mean([all_results[t][name]["ms"] for t in args.tasks])
         log(f"| {name} | " + " | ".join(cells) + f" | {ms:.1f} |")
-    log("cells: transfer (mean of 3 judges) / own model / flat images / diversity")
+    log("cells: transfer (mean of 3 judges) / own model / flat images / diversity / plausibility")
     return 0
 
 

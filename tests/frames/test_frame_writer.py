@@ -196,6 +196,10 @@ def test_a_writer_never_closed_is_collected_and_leaves_no_file(tmp_path):
     writer = FrameWriter(tmp_path / "lost.gif")
     for batch in frames(10):
         writer.write(batch)
+    deadline = time.monotonic() + 5
+    while writer.frames_written < 8 and time.monotonic() < deadline:  # the handed-over batch is encoded:
+        time.sleep(0.01)  # the worker holds the writer only while it encodes a batch
+    time.sleep(0.05)  # ... and lets go of it right after the batch's last frame
     with pytest.warns(ResourceWarning, match=r"lost.gif was never closed: its partial output was deleted"):
         del writer, batch
         gc.collect()

@@ -64,3 +64,19 @@ def test_transferability_is_the_judges_share(demo_model, judge_model, test_image
     assert transferability(x[:16], half, [judge_model]) == 0.5
     with pytest.raises(ValueError, match="one class per image"):
         transferability(x[:2], [[0, 1], [1]], judge_model)
+
+
+def test_plausibility_ranks_real_examples_over_class_images_over_noise(demo_model, judge_model):
+    from visopt.demo import make_dataset
+    from visopt.metrics import plausibility
+
+    x, y = make_dataset(256, seed=31)
+    real = plausibility(x[:32], y[:32], judge_model, x[32:], y[32:])
+    wrong = plausibility(x[:32], (y[:32] + 1) % 4, judge_model, x[32:], y[32:])
+    images = visualize_activation(demo_model, "predictions", CLASSES, seed=0)
+    drawn, per_image = plausibility(images, CLASSES, judge_model, x, y, return_per_image=True)
+    noise = np.random.default_rng(0).uniform(0, 255, images.shape)
+    assert real > 0.9 and wrong < real - 0.1  # features after a ReLU: every cosine is positive
+    assert per_image.shape == (len(CLASSES),) and drawn > plausibility(noise, CLASSES, judge_model, x, y) + 0.05
+    with pytest.raises(ValueError, match=r"no real examples of class\(es\) \[3\]"):
+        plausibility(images[:1], 3, judge_model, x[y != 3], y[y != 3])

@@ -9,6 +9,7 @@ Each metric takes maps ``(N, H, W)`` from any method, so it judges the maps, not
 * `model_randomization` (Adebayo et al. 2018): does the map change when the model's weights are
   replaced by random ones? A map that survives it shows the image, not what the model learned.
 * `transferability`: do independently trained models classify a class image as its class?
+* `plausibility`: how close does a class image sit to real examples of its class in a judge's features?
 
 Example:
     >>> from visopt.attribution.metrics import pointing_game, deletion_auc, insertion_auc, model_randomization
@@ -22,10 +23,10 @@ from visopt.attribution.metrics import _causal
 from visopt.attribution.metrics._causal import deletion_auc, insertion_auc
 from visopt.attribution.metrics._pointing import pointing_game
 from visopt.attribution.metrics._randomization import RandomizationResult, model_randomization, spearman
-from visopt.attribution.metrics._transfer import transferability
+from visopt.attribution.metrics._transfer import plausibility, transferability
 
 __all__ = ["RandomizationResult", "deletion_auc", "insertion_auc", "model_randomization", "pointing_game",
-           "spearman", "transferability"]
+           "plausibility", "spearman", "transferability"]
 
 #: The smallest default insertion blur, in pixels (see `insertion_auc`); not in ``__all__``, as before.
 MIN_BLUR_SIGMA = _causal.MIN_BLUR_SIGMA

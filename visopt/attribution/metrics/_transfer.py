@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from visopt.attribution.metrics._checks import _check_finite
+from visopt.model.layers import find_layer
 from visopt.model.units import normalize_indices
 
 
@@ -32,12 +33,7 @@ def transferability(images, filter_indices, judges, *, return_per_judge: bool = 
     if images.ndim < 2 or len(images) == 0:
         raise ValueError(f"images must be a non-empty batch (N, ...), got shape {images.shape}")
     _check_finite(images, "images")
-    rows = normalize_indices(filter_indices)
-    if rows is None or any(len(row) != 1 for row in rows):
-        raise ValueError(f"filter_indices must be one class per image (or one int for all), got {filter_indices!r}")
-    classes = np.array([row[0] for row in rows] * (len(images) if len(rows) == 1 else 1))
-    if len(classes) != len(images):
-        raise ValueError(f"filter_indices has {len(classes)} entries for {len(images)} images")
+    classes = _classes(filter_indices, len(images))
     judges = [judges] if isinstance(judges, keras.Model) else list(judges)
     if not judges or not all(isinstance(judge, keras.Model) for judge in judges):
         raise TypeError(f"judges must be a keras Model or a non-empty list of them, got {judges!r}")
@@ -50,3 +46,61 @@ def transferability(images, filter_indices, judges, *, return_per_judge: bool = 
         shares.append(float(np.mean(predictions.argmax(axis=1) == classes)))
     mean = float(np.mean(shares))
     return (mean, shares) if return_per_judge else mean
+
+
+def plausibility(images, filter_indices, judge, examples, labels, *, layer=None, return_per_image: bool = False):
+    """How close the pictures sit to real examples of their class in a judge's feature space.
+
+    The cosine similarity between each picture's features and the mean features of the real
+    ``examples`` of its class (MaCo's plausibility, Fel et al. 2023), read at ``layer`` of ``judge``
+    (by default the input of its last layer: the features its classifier reads). 1 means the
+    picture looks, to the judge, like the average real example of its class; pictures that only
+    excite the class through odd patterns score lower even when they transfer.
+
+    Args:
+        images: the pictures, in the judge's input range.
+        filter_indices: the intended class of each picture (one int for all, or one per picture).
+        judge: a Keras model, ideally not the one that made the pictures.
+        examples, labels: real inputs and their classes (every class of ``filter_indices`` present).
+        layer: the judge's layer whose output is the feature space (name, index or Layer).
+        return_per_image: also return each picture's similarity.
+
+    Example:
+        >>> x, y = make_task_data("shapes", 256, seed=3)
+        >>> plausibility(images, [0, 1, 2, 3], judge, x, y)
+        0.61
+    """
+    images = np.asarray(images, np.float32)
+    examples, labels = np.asarray(examples, np.float32), np.asarray(labels)
+    _check_finite(images, "images")
+    _check_finite(examples, "examples")
+    classes = _classes(filter_indices, len(images))
+    if len(labels) != len(examples):
+        raise ValueError(f"{len(labels)} labels for {len(examples)} examples: give one per example")
+    missing = sorted(set(classes.tolist()) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"no real examples of class(es) {missing} among the labels")
+    target = judge.layers[-1].input if layer is None else find_layer(judge, layer).output
+    features = keras.Model(judge.inputs[0], target)
+    embed = lambda x: np.asarray(features.predict(x, verbose=0)).reshape(len(x), -1)  # noqa: E731
+    real, drawn = embed(examples), embed(images)
+    centroids = {c: real[labels == c].mean(axis=0) for c in set(classes.tolist())}
+    similarity = np.array([_cosine(d, centroids[c]) for d, c in zip(drawn, classes)])
+    mean = float(similarity.mean())
+    return (mean, similarity) if return_per_image else mean
+
+
+def _classes(filter_indices, count: int) -> np.ndarray:
+    """One intended class per image, from an int (all images) or a list with one int per image."""
+    rows = normalize_indices(filter_indices)
+    if rows is None or any(len(row) != 1 for row in rows):
+        raise ValueError(f"filter_indices must be one class per image (or one int for all), got {filter_indices!r}")
+    classes = np.array([row[0] for row in rows] * (count if len(rows) == 1 else 1))
+    if len(classes) != count:
+        raise ValueError(f"filter_indices has {len(classes)} entries for {count} images")
+    return classes
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norm = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / norm) if norm > 0 else 0.0
