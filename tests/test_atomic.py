@@ -1,23 +1,21 @@
 """Files appear complete or not at all, with the umask's permissions, and a failure keeps the old file."""
 
-import os
 import stat
 
 import pytest
 
+from visopt import _atomic
 from visopt._atomic import atomic_write_bytes, publish, temporary_file, temporary_folder
 
 
-def test_write_replaces_completely_with_umask_permissions(tmp_path):
+def test_write_replaces_completely_with_umask_permissions(tmp_path, monkeypatch):
+    # the umask is read once, at import: reading it means setting it, which other threads would see
+    monkeypatch.setattr(_atomic, "_UMASK", 0o027)
     target = tmp_path / "sub" / "manifest.json"
-    old = os.umask(0o027)
-    try:
-        atomic_write_bytes(target, b"first")
-        atomic_write_bytes(target, b"second")
-        folder = temporary_folder(tmp_path / "frames")
-        publish(folder, tmp_path / "frames")
-    finally:
-        os.umask(old)
+    atomic_write_bytes(target, b"first")
+    atomic_write_bytes(target, b"second")
+    folder = temporary_folder(tmp_path / "frames")
+    publish(folder, tmp_path / "frames")
     assert target.read_bytes() == b"second"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o750

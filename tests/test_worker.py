@@ -51,3 +51,33 @@ def test_an_owner_nobody_closes_is_collected_and_its_thread_ends():
     while any(t.name == "t-owner" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "t-owner" for t in threading.enumerate())
+
+
+def test_a_failed_owner_nobody_closes_is_still_collected():
+    class Failing:
+        def __init__(self):
+            self.worker = BackgroundWorker(self.handle, name="t-failing", queue_size=2)
+
+        def handle(self, item):
+            raise OSError("disk full")
+
+    owner = Failing()
+    owner.worker.submit(1)
+    deadline = time.monotonic() + 5
+    while owner.worker.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ref = __import__("weakref").ref(owner)
+    del owner
+    gc.collect()
+    assert ref() is None  # the kept error does not keep its owner alive
+    deadline = time.monotonic() + 5
+    while any(t.name == "t-failing" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "t-failing" for t in threading.enumerate())
+
+
+def test_plain_and_builtin_functions_are_handles():
+    seen = []
+    worker = BackgroundWorker(seen.append, name="t-builtin", queue_size=1)  # a builtin method
+    worker.submit(7)
+    assert worker.close() is None and seen == [7]

@@ -4,7 +4,8 @@ Every file visopt writes goes through here (PNGs, manifests, animations, figures
 everywhere: a reader never sees half a file, an interrupted or failed write leaves nothing under the
 final name and never destroys the previous file, and what is published gets the permissions the
 user's umask gives a new file (``0o666 & ~umask``) or folder (``0o777 & ~umask``), whatever the
-temporary file had.
+temporary file had. The umask is read once, when visopt is imported: reading it means setting it
+for a moment, which the other threads of the process would see.
 
 Example:
     >>> atomic_write_bytes("runs/manifest.json", b"{}")
@@ -19,10 +20,13 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: done once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def temporary_file(path: Path, suffix: str = "") -> Path:
@@ -44,7 +48,7 @@ def temporary_folder(path: Path) -> Path:
 def publish(tmp: Path, path: Path) -> Path:
     """Rename the finished ``tmp`` to ``path`` (replacing a file there), with the umask's permissions."""
     base = 0o777 if Path(tmp).is_dir() else 0o666  # mkstemp/mkdtemp make 0600/0700
-    os.chmod(tmp, base & ~_umask())
+    os.chmod(tmp, base & ~_UMASK)
     os.replace(tmp, path)
     return Path(path)
 

@@ -60,7 +60,7 @@ def positive_number(value, name: str) -> float:
     """``value`` as a finite float > 0, else a ValueError naming ``name``."""
     if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
+    return float(value)
 
 
 def check_range(value, name: str = "input_range") -> tuple[float, float]:

@@ -24,6 +24,8 @@ import os
 import queue
 import sys
 import threading
+import traceback
+import types
 import weakref
 from typing import Any, Callable
 
@@ -44,7 +46,7 @@ class BackgroundWorker:
 
     def __init__(self, handle: Callable[[Any], None], *, name: str, queue_size: int, low_priority: bool = False):
         self.error: BaseException | None = None
-        self._handle = weakref.WeakMethod(handle) if hasattr(handle, "__self__") else (lambda: handle)
+        self._handle = weakref.WeakMethod(handle) if isinstance(handle, types.MethodType) else (lambda: handle)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self._low_priority = low_priority
         self._closed = False
@@ -100,6 +102,8 @@ class BackgroundWorker:
                 try:
                     handle(item)
                 except BaseException as err:  # noqa: BLE001 - handed to the caller
+                    # the traceback's frames hold the owner: cleared, so that it can still be collected
+                    traceback.clear_frames(err.__traceback__)
                     self.error = err
             del handle  # hold the owner only while handling
 

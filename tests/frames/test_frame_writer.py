@@ -153,6 +153,25 @@ def test_a_write_failure_is_reported_once_and_never_hangs(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failure_found_at_close_leaves_no_file_and_no_thread(tmp_path, monkeypatch):
+    import threading
+
+    writer = FrameWriter(tmp_path / "late.gif", queue_size=16)  # frames handed over 8 at a time
+
+    def disk_full(frame):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer._sink, "add", disk_full)
+    for batch in frames(9):  # 8 handed over (they fail on the encoder), 1 still pending at close
+        writer.write(batch)
+    time.sleep(0.3)  # the encoder has failed on the handed-over batch by now
+    with pytest.raises(FrameWriterError, match="No space left on device"):
+        writer.close()  # hands over the pending frame to a failed encoder, and still cleans up
+    assert list(tmp_path.iterdir()) == []  # the partial GIF is deleted
+    assert not any(t.name == "visopt-frames-late.gif" for t in threading.enumerate())
+    assert writer.close() is None  # closed for good
+
+
 def test_unwritable_path_fails_before_any_frame(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -151,3 +151,12 @@ def test_total_variation_needs_two_pixels():
 def test_batch_error_names_the_reported_term(model):
     with pytest.raises(ValueError, match="'activation_maximization_2'"):
         Optimizer(model, ActivationMaximization("conv_a", [0, 1]) + ActivationMaximization("conv_b", [0, 1, 2]))
+
+
+def test_keras_vis_losses_keyword_is_the_energy(model):
+    energy = ActivationMaximization("conv_b", 0)
+    assert Optimizer(model, losses=energy).energy.terms == Optimizer(model, energy).energy.terms
+    with pytest.raises(TypeError, match="not both"):
+        Optimizer(model, energy, losses=energy)
+    with pytest.raises(TypeError, match="needs an energy"):
+        Optimizer(model)

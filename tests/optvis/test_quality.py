@@ -64,6 +64,8 @@ def test_transferability_is_the_judges_share(demo_model, judge_model, test_image
     assert transferability(x[:16], half, [judge_model]) == 0.5
     with pytest.raises(ValueError, match="one class per image"):
         transferability(x[:2], [[0, 1], [1]], judge_model)
+    with pytest.raises(ValueError, match="classes are indices >= 0, got -1"):
+        transferability(x[:2], -1, judge_model)
 
 
 def test_plausibility_ranks_real_examples_over_class_images_over_noise(demo_model, judge_model):

@@ -217,6 +217,8 @@ def train_task_model(task: str, architecture: str = "cnn", seed: int = 0, sample
     Example:
         >>> judge = train_task_model("glyphs", "wide", seed=2)
     """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {list(TASKS)}")
     epochs = TASK_EPOCHS[task] if epochs is None else epochs
     model = build_task_model(architecture, seed=seed)
     x, y = make_task_data(task, samples, seed=seed + 1000)

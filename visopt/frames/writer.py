@@ -151,7 +151,9 @@ class FrameWriter:
         if self._closed:
             return None if self._error else self.path
         self._closed = True
-        self._hand_over()
+        pending, self._pending = self._pending, []
+        if pending:
+            self._worker.submit(pending)  # a failed encoder refuses it: the error is reported below
         self._error = self._worker.close()
         if self._error is None:
             try:

@@ -7,7 +7,7 @@ units become a one-hot *selection* matrix ``(images, units)``; a score is then
 
 Example:
     >>> rows = normalize_indices([3, [1, 2]])        # [[3], [1, 2]]
-    >>> selection_matrix(rows, layer)                 # (2, units): row 0 one-hot at 3, row 1 at 1 and 2
+    >>> selection_matrix(rows, layer, 10)             # (2, 10): row 0 one-hot at 3, row 1 at 1 and 2
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class ActivationMaximization(Term):
             the log-sum-exp of the *other* units, ``log(p / (1 - p))``: it counts the other classes
             and keeps climbing; ``"margin"``, the unit minus the mean of the others;
             ``"auto"`` (default), log_odds for softmax layers and activation otherwise (chosen on
-            the quality benchmark: docs/benchmarks.md). For a model that outputs raw logits
+            the quality benchmark: docs/quality.md). For a model that outputs raw logits
             (``from_logits=True`` training), pass ``score="log_odds"`` yourself.
 
     Works on Dense outputs and Conv1D/2D/3D feature maps, channels_last and channels_first.

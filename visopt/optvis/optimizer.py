@@ -32,8 +32,7 @@ from visopt.optvis.transforms import Jitter, Transform, TransformPipeline, defau
 #: Environment variable that caps ``max_iter`` of every ``minimize`` call (used by the test suite).
 MAX_ITER_ENV = "VISOPT_MAX_ITER"
 
-# Chosen by benchmarks/quality_activation.py on three tuning tasks (docs/benchmarks.md, "Quality of
-# feature visualizations"): fourier at 0.015 transferred to independent judges, 0.05 saturated.
+# Chosen by benchmarks/quality_activation.py on three tuning tasks (docs/quality.md): fourier at 0.015 transferred to independent judges, 0.05 saturated.
 _DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.015}
 ON_NONFINITE = ("raise", "warn")
 
@@ -60,7 +59,7 @@ class Optimizer:
         model: a Sequential or Functional Keras model with one input of fixed shape, or (keras-vis
             form) its input tensor ``model.input``, in which case terms name layers as Layer objects.
         energy: an ``Energy`` (``term + 10 * LPNorm()``), a term, or keras-vis' ``[(term, weight), ...]``
-            (keras-vis called this argument ``losses``).
+            (keras-vis called this argument ``losses``; ``losses=`` is accepted too).
         input_range: ``(low, high)`` of the model's input; images never leave it.
         parameterization: ``"pixels"``, ``"fourier"`` (a decorrelated spectrum, 2-D only: the
             class images other models recognise, docs/quality.md) or ``"auto"`` (default): the one
@@ -80,9 +79,15 @@ class Optimizer:
         ((4, 32, 32, 3), (200, 4))
     """
 
-    def __init__(self, model, energy, input_range=(0, 255), *, parameterization: str = "auto",
+    def __init__(self, model, energy=None, input_range=(0, 255), *, parameterization: str = "auto",
                  transforms: list[Transform] | None = None, learning_rate: float | None = None,
-                 data_format: str | None = None):
+                 data_format: str | None = None, losses=None):
+        if losses is not None:  # keras-vis' keyword
+            if energy is not None:
+                raise TypeError("give energy or its keras-vis name losses, not both")
+            energy = losses
+        if energy is None:
+            raise TypeError("Optimizer needs an energy: a term, terms combined with + - * /, or [(term, weight), ...]")
         self.energy = Energy.coerce(energy)
         if not self.energy.terms:
             raise ValueError("the energy has no terms: give at least one loss")
@@ -258,9 +263,9 @@ class Optimizer:
         history = {name: [] for name in self.names + ["loss"]}
         learning_rate = tf.constant(run.learning_rate, tf.float32)
         steps = 0
-        for cb in callbacks:
-            cb.on_begin(run.max_iter, run.batch)
-        try:
+        try:  # a callback that fails to begin still gets every callback's on_end: nothing stays open
+            for cb in callbacks:
+                cb.on_begin(run.max_iter, run.batch)
             for t in range(run.max_iter):
                 image, total, values, finite = program.step(tf.constant([run.seed, t], tf.int64), learning_rate)
                 total, values = total.numpy(), values.numpy()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from visopt._checks import input_batch
 from visopt.model.layers import LayerSpec, channel_axis, find_layer
 from visopt.model.surgery import LayerRequest, build_feature_model
 from visopt.optvis.energy import ImageSpec, Term, TermInputs
@@ -97,14 +98,10 @@ class Texture(Term):
         if not self.layers:
             raise ValueError("Texture needs at least one layer")
         resolved = [find_layer(model, layer) for layer in self.layers]
-        target = np.asarray(image, np.float32)
         features = build_feature_model(model, [LayerRequest(layer) for layer in resolved])
-        expected = tuple(features.inputs[0].shape[1:])
-        if target.shape == expected:
-            target = target[None]
-        if target.shape[1:] != expected or len(target) != 1 or not np.all(np.isfinite(target)):
-            raise ValueError(f"the target image has shape {np.asarray(image).shape}; the model takes {expected}, "
-                             "finite values")
+        target = input_batch(image, tuple(features.inputs[0].shape[1:]), "the target image")
+        if len(target) != 1:
+            raise ValueError(f"Texture takes one target image, got {len(target)}")
         outputs = features(target, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         self.targets = [gram(out, channel_axis(layer, len(out.shape)))[0]

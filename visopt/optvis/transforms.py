@@ -203,7 +203,7 @@ def _resample(images: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
 def default_transforms(shape: tuple[int, ...]) -> list[Transform]:
     """The default stack: a random scale (0.9-1.1) and rotation (+-5 degrees) for 2-D images, nothing else.
 
-    Chosen with the fourier parameterization on the quality benchmark (docs/benchmarks.md).
+    Chosen with the fourier parameterization on the quality benchmark (docs/quality.md).
     """
     if len(shape) == 3:
         return [RandomScale((0.9, 1.1)), RandomRotate(5.0)]

@@ -12,7 +12,7 @@ from visopt.optvis.optimizer import Optimizer
 from visopt.optvis.regularizers import LPNorm, TotalVariation
 
 _OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
-                        if p not in ("model", "energy", "input_range"))
+                        if p not in ("model", "energy", "input_range", "losses"))
 
 
 def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, input_range=(0, 255),
@@ -31,7 +31,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         input_range: ``(low, high)`` of the model's input.
         max_iter: optimization steps.
         act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term).
-        score: what ActivationMaximization climbs (``"auto"``, ``"activation"``, ``"log_probability"``).
+        score: what ActivationMaximization climbs (``"auto"``: log-odds on a softmax layer,
+            ``"activation"``, ``"log_probability"``, ``"log_odds"``, ``"margin"``).
         verbose: show a progress bar.
         **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
             ``learning_rate``, ``data_format``) or to ``minimize`` (``jitter``, ``seed``, ``callbacks``,

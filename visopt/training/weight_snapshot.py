@@ -30,7 +30,7 @@ class WeightSnapshot(keras.callbacks.Callback):
     **How.** The training thread copies the values (a MirroredVariable reads its primary replica)
     and queues them; a worker thread behind a bounded queue appends them to one ``.npy`` stack per
     weight under ``output_dir/snapshots/`` and keeps ``output_dir/manifest.json`` (weights:
-    path, layer, index, shape, layout; snapshots: epoch, batch, step) up to date at each epoch end.
+    path, layer, index, shape, kind (the picture layout); snapshots: epoch, batch, step) up to date at each epoch end.
     The format is described in :mod:`visopt.training.snapshot_store`.
 
     **Videos.** With ``render_videos=True`` they are rendered at ``on_train_end`` into
@@ -86,8 +86,9 @@ class WeightSnapshot(keras.callbacks.Callback):
             positive_int(value, name)
         if video_format not in RENDER_FORMATS:
             raise ValueError(f"video_format must be one of {list(RENDER_FORMATS)}, got {video_format!r}")
-        check_int(max_frame_size, "max_frame_size", 8)
-        positive_number(fps, "fps")
+        max_frame_size = check_int(max_frame_size, "max_frame_size", 8)
+        fps = positive_number(fps, "fps")
+        fps = int(fps) if fps.is_integer() else fps  # plain numbers: they go into manifest.json
         self.output_dir = Path(output_dir)
         self.epoch_interval, self.batch_interval = epoch_interval, batch_interval
         self.cmap = check_colormap(cmap)

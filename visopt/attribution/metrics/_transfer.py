@@ -7,6 +7,7 @@ import numpy as np
 
 from visopt.attribution.metrics._checks import _check_finite
 from visopt.model.layers import find_layer
+from visopt.model.surgery import LayerRequest, build_feature_model
 from visopt.model.units import normalize_indices
 
 
@@ -80,8 +81,14 @@ def plausibility(images, filter_indices, judge, examples, labels, *, layer=None,
     missing = sorted(set(classes.tolist()) - set(labels.tolist()))
     if missing:
         raise ValueError(f"no real examples of class(es) {missing} among the labels")
-    target = judge.layers[-1].input if layer is None else find_layer(judge, layer).output
-    features = keras.Model(judge.inputs[0], target)
+    if not isinstance(judge, keras.Model):
+        raise TypeError(f"judge must be a keras Model, got {type(judge).__name__}")
+    if len(images) == 0 or len(examples) == 0:
+        raise ValueError(f"plausibility needs pictures and real examples, got {len(images)} and {len(examples)}")
+    if layer is None:
+        features = keras.Model(judge.inputs[0], judge.layers[-1].input)
+    else:  # a layer at any depth, nested models included
+        features = build_feature_model(judge, [LayerRequest(find_layer(judge, layer))])
     embed = lambda x: np.asarray(features.predict(x, verbose=0)).reshape(len(x), -1)  # noqa: E731
     real, drawn = embed(examples), embed(images)
     centroids = {c: real[labels == c].mean(axis=0) for c in set(classes.tolist())}
@@ -98,6 +105,8 @@ def _classes(filter_indices, count: int) -> np.ndarray:
     classes = np.array([row[0] for row in rows] * (count if len(rows) == 1 else 1))
     if len(classes) != count:
         raise ValueError(f"filter_indices has {len(classes)} entries for {count} images")
+    if classes.min() < 0:
+        raise ValueError(f"classes are indices >= 0, got {int(classes.min())}")
     return classes
 
 
