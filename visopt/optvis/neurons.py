@@ -23,7 +23,7 @@ import tensorflow as tf
 from visopt._checks import check_int
 from visopt.model.layers import LayerSpec, channel_axis
 from visopt.model.surgery import LayerRequest
-from visopt.model.units import check_indices, flat_indices
+from visopt.model.units import channel_means, check_indices, flat_indices, selection_matrix
 from visopt.optvis.energy import ImageSpec, Term, TermInputs
 
 
@@ -80,12 +80,11 @@ class Neuron(_LayerTerm):
         if not spatial:
             raise ValueError(f"Neuron needs a layer with spatial axes; {layer.name!r} outputs "
                              f"{tuple(layer.output.shape)}: use ActivationMaximization for its units")
-        check_indices(self.channels, layer, units)
+        selection = tf.constant(selection_matrix([[c] for c in self.channels], layer, units))
         position = tuple(side // 2 for side in spatial) if self.position is None else self.position
         if len(position) != len(spatial) or not all(0 <= p < s for p, s in zip(position, spatial)):
             raise ValueError(f"position {position} is outside the spatial shape {spatial} of layer {layer.name!r}")
         index = list(position)
-        selection = tf.constant(np.eye(units, dtype=np.float32)[[c % units for c in self.channels]])
 
         def fn(inputs: TermInputs) -> tf.Tensor:
             at = _channels_last(inputs.outputs[0], axis)[(slice(None), *index)]  # (batch, units)
@@ -167,8 +166,6 @@ class ChannelInterpolation(_LayerTerm):
         weights = tf.constant(weights)
 
         def fn(inputs: TermInputs) -> tf.Tensor:
-            out = _channels_last(inputs.outputs[0], axis)
-            means = tf.reduce_mean(out, axis=list(range(1, out.shape.rank - 1))) if out.shape.rank > 2 else out
-            return -tf.reduce_sum(means * weights, axis=1)
+            return -tf.reduce_sum(channel_means(inputs.outputs[0], axis) * weights, axis=1)
 
         return fn, self.images

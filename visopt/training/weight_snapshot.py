@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import keras
 
+from visopt._atomic import temporary_file
 from visopt._checks import check_int, positive_int, positive_number
 from visopt.model.weights import read, select, trainable_entries
 from visopt.render.colormaps import check_colormap
@@ -164,10 +163,7 @@ class WeightSnapshot(keras.callbacks.Callback):
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"WeightSnapshot output_dir {str(path)!r} exists and is not a directory")
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".visopt-write-test.", dir=path)
-            os.close(fd)
-            os.unlink(probe)
+            temporary_file(path / ".visopt-write-test").unlink()  # creates the folder too
         except OSError as err:
             raise _unwritable(path, err) from err
 
