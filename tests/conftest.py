@@ -68,3 +68,20 @@ def object_data():
     from visopt.demo.objects import make_object_dataset
 
     return make_object_dataset(48, seed=11)
+
+
+class FullDisk:
+    """A file handle on a full disk: every write fails, and so does close (it flushes)."""
+
+    def __init__(self, handle, after_bytes=0):
+        self.handle, self.room = handle, after_bytes
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def close(self):
+        self.handle.close()
+        raise OSError(28, "No space left on device")

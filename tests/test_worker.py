@@ -81,3 +81,16 @@ def test_plain_and_builtin_functions_are_handles():
     worker = BackgroundWorker(seen.append, name="t-builtin", queue_size=1)  # a builtin method
     worker.submit(7)
     assert worker.close() is None and seen == [7]
+
+
+def test_an_idle_worker_ends_its_thread_and_the_next_item_starts_another():
+    seen = []
+    worker = BackgroundWorker(seen.append, name="t-idle", queue_size=2, idle_timeout=0.2)
+    worker.submit(1)
+    deadline = time.monotonic() + 5
+    while worker.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not worker.alive and seen == [1]  # nobody closed it, yet nothing keeps running
+    assert all(worker.submit(i) for i in range(2, 40))  # items after the idle exit are all handled
+    assert worker.close() is None
+    assert seen == list(range(1, 40))

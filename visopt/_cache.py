@@ -2,11 +2,13 @@
 
 Building them costs model surgery and tracing (docs/benchmarks.md gives the figure); a repeated
 request reuses them. Keyed weakly by the model, so deleting a model frees its entries; the cached objects
-must not hold a strong reference to the model themselves.
+must not hold a strong reference to the model themselves. Objects with state (an Optimizer's
+variables) guard it themselves: the cache hands the same object to every thread.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Callable, TypeVar
@@ -18,6 +20,7 @@ T = TypeVar("T")
 
 _CACHE: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
 _PER_MODEL = 8
+_LOCK = threading.Lock()
 
 
 def request_key(*parts):
@@ -44,14 +47,22 @@ def request_key(*parts):
 
 
 def cached(model, key, build: Callable[[], T]) -> T:
-    """``build()``'s result for ``(model, key)``, built once and kept while the model lives (8 per model)."""
+    """``build()``'s result for ``(model, key)``, built once and kept while the model lives (8 per model).
+
+    Thread-safe: two threads asking for the same entry get the same object (built outside the lock,
+    so that one slow build does not hold up requests for other models; the first one stored wins).
+    """
     if key is None or not isinstance(model, keras.Model):
         return build()
-    entries = _CACHE.setdefault(model, OrderedDict())
-    if key in entries:
+    with _LOCK:
+        entries = _CACHE.setdefault(model, OrderedDict())
+        if key in entries:
+            entries.move_to_end(key)
+            return entries[key]
+    value = build()
+    with _LOCK:
+        value = entries.setdefault(key, value)
         entries.move_to_end(key)
-        return entries[key]
-    value = entries[key] = build()
-    while len(entries) > _PER_MODEL:
-        entries.popitem(last=False)
+        while len(entries) > _PER_MODEL:
+            entries.popitem(last=False)
     return value

@@ -24,6 +24,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 import types
 import weakref
@@ -42,32 +43,47 @@ class BackgroundWorker:
         low_priority: lower the thread's CPU priority (Linux: +10 niceness, inherited by any
             process it starts), so that background work fills the gaps of a busy machine instead
             of taking time from the caller's computation.
+        idle_timeout: end the thread after this many seconds without items; the next ``submit``
+            starts a new one. For owners whose ``close`` may never come (a ``fit`` stopped by
+            Ctrl-C does not call ``on_train_end``): nothing keeps running for them.
     """
 
-    def __init__(self, handle: Callable[[Any], None], *, name: str, queue_size: int, low_priority: bool = False):
+    def __init__(self, handle: Callable[[Any], None], *, name: str, queue_size: int, low_priority: bool = False,
+                 idle_timeout: float | None = None):
         self.error: BaseException | None = None
         self._handle = weakref.WeakMethod(handle) if isinstance(handle, types.MethodType) else (lambda: handle)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self._low_priority = low_priority
+        self._idle_timeout = idle_timeout
+        self._name = name
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        # Items are put, and an idle thread decides to end, under this lock: an item is never left
+        # in the queue of a thread that has just ended.
+        self._lock = threading.Lock()
+        self._thread = self._start()
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._running = True
+        thread.start()
+        return thread
+
     def submit(self, item) -> bool:
         """Queue ``item``; False (and nothing queued) once closed, failed or dead."""
-        if self._closed:
-            return False
-        while self.error is None:
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                if not self._thread.is_alive():
-                    return False
+        while not self._closed and self.error is None:
+            with self._lock:
+                if not self._running:
+                    self._thread = self._start()
+                try:
+                    self._queue.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    if not self._thread.is_alive():
+                        return False
         return False
 
     def close(self) -> BaseException | None:
@@ -86,12 +102,18 @@ class BackgroundWorker:
     def _run(self) -> None:
         if self._low_priority:
             _lower_priority()
+        idle_since = time.monotonic()
         while True:
             try:
-                item = self._queue.get(timeout=1.0)
+                item = self._queue.get(timeout=1.0 if self._idle_timeout is None else min(1.0, self._idle_timeout))
             except queue.Empty:
                 if self._handle() is None:  # the owner was collected without closing
                     return
+                if self._idle_timeout is not None and time.monotonic() - idle_since >= self._idle_timeout:
+                    with self._lock:
+                        if self._queue.empty():
+                            self._running = False
+                            return
                 continue
             if item is _STOP:
                 return
@@ -106,6 +128,7 @@ class BackgroundWorker:
                     traceback.clear_frames(err.__traceback__)
                     self.error = err
             del handle  # hold the owner only while handling
+            idle_since = time.monotonic()
 
 
 def _lower_priority() -> None:

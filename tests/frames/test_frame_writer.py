@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from conftest import FullDisk
 from visopt import FrameWriter, FrameWriterError
 from visopt.frames import format_for
 from visopt.render import to_rgb
@@ -228,3 +229,56 @@ def test_a_writer_never_closed_is_collected_and_leaves_no_file(tmp_path):
     assert not any(thread.is_alive() for thread in encoders)  # the encoder thread ended with its writer
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary part is left
     assert all(t.name != "visopt-frames-lost.gif" for t in threading.enumerate())
+
+
+# -- a full disk ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fail_after", [0, 2000])
+def test_a_full_disk_fails_once_and_leaves_no_partial_file(tmp_path, fail_after):
+    (tmp_path / "run.gif").write_bytes(b"previous")
+    writer = FrameWriter(tmp_path / "run.gif")
+    writer._sink.handle = FullDisk(writer._sink.handle, fail_after)
+    with pytest.raises(FrameWriterError, match="No space left on device"):
+        for batch in frames(40):
+            writer.write(batch)
+            time.sleep(0.005)
+        writer.close()
+    writer.close()  # settled: no second error, no exception from the clean-up
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.gif"]
+    assert (tmp_path / "run.gif").read_bytes() == b"previous"
+
+
+def test_abort_on_a_full_disk_cleans_up_without_raising(tmp_path):
+    writer = FrameWriter(tmp_path / "run.gif")
+    for batch in frames(3):
+        writer.write(batch)
+    time.sleep(0.5)  # the frames reach the encoder; the handle then cannot flush on close
+    writer._sink.handle = FullDisk(writer._sink.handle)
+    assert writer.abort() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_of_an_mp4_stops_the_encoder_and_deletes_its_file(tmp_path):
+    writer = FrameWriter(tmp_path / "run.mp4")
+    for batch in frames(5):
+        writer.write(batch)
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+    assert writer.close() is None  # an aborted writer publishes nothing afterwards
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_partial_publishes_under_a_partial_name(tmp_path):
+    writer = FrameWriter(tmp_path / "run.gif")
+    for batch in frames(3):
+        writer.write(batch)
+    assert writer.abort(keep_partial=True) == tmp_path / "run.partial.gif"
+    assert len(imageio.mimread(tmp_path / "run.partial.gif")) == 3
+    assert not (tmp_path / "run.gif").exists()
+
+
+def test_a_folder_or_an_empty_name_is_refused_when_the_writer_is_made(tmp_path):
+    (tmp_path / "taken.gif").mkdir()
+    with pytest.raises(FrameWriterError, match="is an existing folder"):
+        FrameWriter(tmp_path / "taken.gif")
+    with pytest.raises(ValueError, match="has no file name"):
+        FrameWriter("", format="gif")

@@ -250,15 +250,16 @@ def test_unknown_colour_map_raises_before_training():
         WeightSnapshot("unused", cmap="nope")
 
 
-def test_npy_stack_is_loadable_while_growing(tmp_path):
+def test_npy_stack_is_loadable_while_growing_and_holds_no_file_open(tmp_path):
     stack = NpyStack(tmp_path / "s.npy", (2, 3))
     assert np.load(tmp_path / "s.npy").shape == (0, 2, 3)
     for i in range(3):
         stack.append(np.full((2, 3), i))
-        stack.flush()
-        loaded = np.load(tmp_path / "s.npy", mmap_mode="r")
+        loaded = np.load(tmp_path / "s.npy", mmap_mode="r")  # no flush: the append is on disk when it returns
         assert loaded.shape == (i + 1, 2, 3) and loaded[i, 1, 2] == i
-    stack.close()
+    del loaded  # the memory map holds its own handle
+    assert not any(str(tmp_path) in os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
 
 
 # -- MirroredStrategy -------------------------------------------------------------------------------

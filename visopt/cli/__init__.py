@@ -33,10 +33,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError, KeyError) as err:
+    except KeyboardInterrupt:
+        print(f"visopt {args.command}: interrupted; nothing partial was kept", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - a shell user gets one line, not a traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"visopt {args.command}: error: {message}", file=sys.stderr)
+        print(f"visopt {args.command}: error: {_one_line(str(message))}", file=sys.stderr)
         return 1
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines) or "unknown error"
 
 
 if __name__ == "__main__":

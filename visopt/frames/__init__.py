@@ -14,6 +14,7 @@ Example:
 """
 
 from visopt.frames.image_file import save_image
-from visopt.frames.writer import FORMATS, FrameWriter, FrameWriterError, format_for
+from visopt.frames.writer import FORMATS, FrameWriter, FrameWriterError, check_output_path, format_for, partial_path
 
-__all__ = ["FORMATS", "FrameWriter", "FrameWriterError", "format_for", "save_image"]
+__all__ = ["FORMATS", "FrameWriter", "FrameWriterError", "check_output_path", "format_for", "partial_path",
+           "save_image"]

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import struct
@@ -126,7 +127,9 @@ class _GifSink:
         publish(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.handle.close()
+        # on a full disk closing flushes and fails: the temporary file goes all the same
+        with contextlib.suppress(OSError):
+            self.handle.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -212,6 +215,8 @@ class _Mp4Sink:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+            with contextlib.suppress(OSError):  # the pipe is broken now; closing it must not stop the clean-up
+                self.process.stdin.close()
             self.log.close()
         self.tmp.unlink(missing_ok=True)
 

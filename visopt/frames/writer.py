@@ -54,6 +54,23 @@ def format_for(path, format: str | None = None) -> str:
     return "png"
 
 
+def check_output_path(path, format: str) -> Path:
+    """``path`` as a Path, refused before any frame is made if an animation cannot be published there."""
+    path = Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise ValueError(f"the frame output path {str(path)!r} has no file name; give one such as 'progress.gif'")
+    if format in ("gif", "mp4") and path.is_dir():
+        raise IsADirectoryError(f"the frame output path {str(path)!r} is an existing folder; give a file name "
+                                f"inside it, such as {str(path / ('progress.' + format))!r}")
+    return path
+
+
+def partial_path(path) -> Path:
+    """Where an interrupted run's frames are kept when asked to: ``run.gif`` -> ``run.partial.gif``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
 class FrameWriter:
     """Stream frames to ``path``: a ``.gif``, an ``.mp4``, a folder of PNGs, or TensorBoard.
 
@@ -102,7 +119,10 @@ class FrameWriter:
         self._error: BaseException | None = None  # the first failure: the worker's, or the sink's finish
         self._error_reported = False  # an encoder failure is raised to the caller once
         self._closed = False
+        self._done = False  # closed or aborted: the output is settled
+        self._published: Path | None = None
         try:
+            check_output_path(self.path, self.format)
             self._sink = open_sink(self.format, self.path, self.fps, self.loop, self.tag)
         except OSError as err:
             raise FrameWriterError(str(err)) from err
@@ -149,7 +169,7 @@ class FrameWriter:
         Raises ``FrameWriterError`` if encoding failed; nothing is left under the final name then.
         """
         if self._closed:
-            return None if self._error else self.path
+            return self._published
         self._closed = True
         pending, self._pending = self._pending, []
         if pending:
@@ -161,19 +181,45 @@ class FrameWriter:
             except Exception as err:  # noqa: BLE001 - reported with the path below
                 self._error = err
         self._finalizer.detach()
+        self._done = True
         if self._error is not None:
-            self._sink.abort()
-            self._raise_error_once()
+            try:
+                self._sink.abort()
+            finally:
+                self._raise_error_once()
             return None
+        self._published = self.path
         return self.path
 
-    def abort(self) -> None:
-        """Stop and delete the partial output; nothing appears under the final name."""
-        self._closed = True
+    def abort(self, keep_partial: bool = False) -> Path | None:
+        """Stop without publishing: the final name keeps what it held before (or stays absent).
+
+        The partial output is deleted, or with ``keep_partial`` published under
+        :func:`partial_path` (``run.partial.gif``), which is returned. Never raises: it runs while
+        another error is on its way (an interrupt, a full disk), and a partial file that cannot be
+        kept is deleted instead.
+        """
+        if self._done:
+            return None
+        self._closed = self._done = True
+        if keep_partial and self._pending:
+            self._worker.submit(self._pending)
         self._pending = []
-        self._worker.close()
+        error = self._worker.close()
         self._finalizer.detach()
-        self._sink.abort()
+        if keep_partial and error is None and self.frames_written:
+            self._sink.path = partial_path(self.path)
+            try:
+                self._sink.finish()
+                return self._sink.path
+            except Exception:  # noqa: BLE001 - the partial file is a courtesy: delete it below
+                pass
+        try:
+            self._sink.abort()
+        except Exception as err:  # noqa: BLE001 - clean-up must not hide the error that caused it
+            warnings.warn(f"could not delete the partial output of {self.path}: {err}", RuntimeWarning,
+                          stacklevel=2)
+        return None
 
     def __enter__(self):
         return self

@@ -10,6 +10,7 @@ independent images.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -121,6 +122,7 @@ class Optimizer:
         self.transforms = user_transforms
         self._programs: dict[tuple, Program] = {}
         self._jitters: dict[float, Jitter] = {}
+        self._lock = threading.RLock()
 
     # -- construction helpers ---------------------------------------------------------------
     def _auto_parameterization(self, model) -> str:
@@ -215,12 +217,15 @@ class Optimizer:
         """
         run = self._plan(seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
                          learning_rate, progress_gif_path, frame_every)
-        program = self._program(run.batch, run.transforms, run.keep_best)
-        start = run.seed_images
-        if start is None:
-            start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
-        program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
-        return self._loop(program, run)
+        # The programs' variables belong to this Optimizer: two threads running it at once would
+        # update the same images. One run at a time; other Optimizers (other requests) run in parallel.
+        with self._lock:
+            program = self._program(run.batch, run.transforms, run.keep_best)
+            start = run.seed_images
+            if start is None:
+                start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
+            program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
+            return self._loop(program, run)
 
     def _plan(self, seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
               learning_rate, progress_gif_path, frame_every) -> _Run:
@@ -257,34 +262,49 @@ class Optimizer:
         return callbacks
 
     def _loop(self, program: Program, run: _Run) -> OptimizationResult:
-        """Step, record, call back; the result (and every callback's ``on_end``) also after an error."""
+        """Step, record, call back. Each callback that began gets ``on_end`` after a normal end, or
+        ``on_abort`` when the run stops on an error (an interrupt included), which is then raised."""
+        begun = []
+        try:
+            for cb in run.callbacks:
+                begun.append(cb)  # one that fails to begin is aborted too: it may have opened something
+                cb.on_begin(run.max_iter, run.batch)
+            history, steps, last_finite = self._steps(program, run)
+            result = self._result(program, history, steps, last_finite)
+        except BaseException as error:
+            _abort(begun, error)
+            raise
+        for i, cb in enumerate(run.callbacks):
+            try:
+                cb.on_end(result)
+            except BaseException as error:
+                _abort(run.callbacks[i + 1:], error)
+                raise
+        return result
+
+    def _steps(self, program: Program, run: _Run):
+        """The steps: ``(history, finite steps, the last finite image or None when the run went to the end)``."""
         callbacks = run.callbacks
         wants_images = any(cb.wants_images for cb in callbacks)
         history = {name: [] for name in self.names + ["loss"]}
         learning_rate = tf.constant(run.learning_rate, tf.float32)
-        steps = 0
-        try:  # a callback that fails to begin still gets every callback's on_end: nothing stays open
-            for cb in callbacks:
-                cb.on_begin(run.max_iter, run.batch)
-            for t in range(run.max_iter):
-                image, total, values, finite = program.step(tf.constant([run.seed, t], tf.int64), learning_rate)
-                total, values = total.numpy(), values.numpy()
-                if not bool(finite):
-                    self._nonfinite(t, values, total, run.on_nonfinite)
-                    break
-                steps += 1
-                terms = dict(zip(self.names, values), loss=total)
-                for name, value in terms.items():
-                    history[name].append(value)
-                if callbacks:
-                    shown = self._display(image.numpy()) if wants_images else None
-                    for cb in callbacks:
-                        cb.on_step(t, shown if cb.wants_images else None, terms)
-        finally:
-            result = self._result(program, history, steps)
-            for cb in callbacks:
-                cb.on_end(result)
-        return result
+        last_finite = None
+        for t in range(run.max_iter):
+            image, total, values, finite = program.step(tf.constant([run.seed, t], tf.int64), learning_rate)
+            total, values = total.numpy(), values.numpy()
+            if not bool(finite):
+                self._nonfinite(t, values, total, run.on_nonfinite)
+                # the variables were not updated: they hold the image that gave NaN, not the one before
+                return history, t, last_finite
+            last_finite = image
+            terms = dict(zip(self.names, values), loss=total)
+            for name, value in terms.items():
+                history[name].append(value)
+            if callbacks:
+                shown = self._display(image.numpy()) if wants_images else None
+                for cb in callbacks:
+                    cb.on_step(t, shown if cb.wants_images else None, terms)
+        return history, run.max_iter, None
 
     # -- minimize helpers -------------------------------------------------------------------
     def _check_seed_input(self, seed_input):
@@ -311,9 +331,8 @@ class Optimizer:
     def _with_jitter(self, jitter):
         if len(self.image_shape) < 2 or not jitter:
             return self.transforms
-        if jitter not in self._jitters:  # one object per amount, so the compiled step is reused
-            self._jitters[jitter] = Jitter(jitter)
-        return [self._jitters[jitter]] + self.transforms
+        # one object per amount, so the compiled step is reused (setdefault: one winner between threads)
+        return [self._jitters.setdefault(jitter, Jitter(jitter))] + self.transforms
 
     def _display(self, images: np.ndarray) -> np.ndarray:
         if self.input_range == (0.0, 255.0):
@@ -327,10 +346,13 @@ class Optimizer:
                    "check the model for unstable layers, or pass on_nonfinite='warn' to keep the last finite images")
         if on_nonfinite == "raise":
             raise FloatingPointError(message)
-        warnings.warn(message + "; returning the last finite iterate", RuntimeWarning, stacklevel=3)
+        kept = "the starting images (no step was finite)" if step == 0 else f"the images of step {step - 1}"
+        warnings.warn(f"{message}; returning the last finite iterate: {kept}", RuntimeWarning, stacklevel=4)
 
-    def _result(self, program: Program, history, steps) -> OptimizationResult:
-        images = program.param().numpy()
+    def _result(self, program: Program, history, steps, image=None) -> OptimizationResult:
+        """The result at ``image`` (the last finite iterate of a stopped run), else at the variables' image."""
+        image = program.param() if image is None else image
+        images = image.numpy()
         if not np.all(np.isfinite(images)):
             raise FloatingPointError("the optimized images contain NaN/Inf values")
         batch = images.shape[0]
@@ -341,7 +363,16 @@ class Optimizer:
             best_images = self._display(program.best.image.numpy())
             best_loss = program.best.loss.numpy()
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
-                                  gradient_fn=lambda: program.gradient().numpy())
+                                  gradient_fn=lambda: program.gradient(image).numpy())
+
+
+def _abort(callbacks, error: BaseException) -> None:
+    """``on_abort(error)`` for each callback; one that fails warns and does not stop the others."""
+    for cb in callbacks:
+        try:
+            cb.on_abort(error)
+        except Exception as err:  # noqa: BLE001 - the run's own error is the one to raise
+            warnings.warn(f"{type(cb).__name__}.on_abort failed: {err}", RuntimeWarning, stacklevel=3)
 
 
 def _resolve_layers(model, requests):

@@ -1,4 +1,4 @@
-"""The base class of optimizer callbacks: ``on_begin``, ``on_step``, ``on_end`` hooks."""
+"""The base class of optimizer callbacks: ``on_begin``, ``on_step``, ``on_end`` and ``on_abort`` hooks."""
 
 from __future__ import annotations
 
@@ -34,4 +34,7 @@ class OptimizerCallback:
         """Called after each step with that step's images and per-image term values."""
 
     def on_end(self, result) -> None:
-        """Called once with the ``OptimizationResult`` (also after an error, with what was done)."""
+        """Called once with the ``OptimizationResult`` when the run ended normally."""
+
+    def on_abort(self, error: BaseException) -> None:
+        """Called once instead of ``on_end`` when the run stops on ``error``, which is raised after it."""

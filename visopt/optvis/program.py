@@ -92,9 +92,8 @@ class Program:
         tf.cond(finite, update, lambda: tf.constant(False))
         return image, total, values, finite
 
-    def _gradient(self):
-        """The energy's gradient at the current images, without transforms."""
-        image = self.param()
+    def _gradient(self, image):
+        """The energy's gradient at ``image`` (a batch of this program's images), without transforms."""
         with tf.GradientTape() as tape:
             tape.watch(image)
             total, _ = self._energy(image, image)

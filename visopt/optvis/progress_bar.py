@@ -35,3 +35,6 @@ class ProgressBar(OptimizerCallback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def on_abort(self, error):
+        self.on_end(None)  # the bar stays where the run stopped

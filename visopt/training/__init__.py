@@ -13,11 +13,12 @@ Example:
     >>> render_snapshots("runs/w", format="gif", cmap="RdBu")
 """
 
+from visopt._locks import FolderBusyError
 from visopt.training.snapshot_folder import SnapshotFolder
 from visopt.training.snapshot_store import NpyStack, SnapshotStore, SnapshotWriter
 from visopt.training.videos import render_snapshots
 from visopt.training.weight_history import WeightHistory
 from visopt.training.weight_snapshot import WeightSnapshot
 
-__all__ = ["NpyStack", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "WeightHistory", "WeightSnapshot",
+__all__ = ["FolderBusyError", "NpyStack", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "WeightHistory", "WeightSnapshot",
            "render_snapshots"]

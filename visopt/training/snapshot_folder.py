@@ -1,6 +1,10 @@
 """Reading a snapshot folder back: its manifest, weights, snapshot records and value stacks.
 
-The folder format is described in :mod:`visopt.training.snapshot_store`.
+The folder format is described in :mod:`visopt.training.snapshot_store`. Snapshot folders are
+shared and downloaded, so the manifest is read as untrusted input: every field is checked before
+anything is opened (weight names are plain file names, files resolve inside the folder, shapes and
+counts match the stacks), and anything else is a one-line ``ValueError`` naming the field. A run
+that was killed or ran out of disk keeps every snapshot its journal lists.
 
 Example:
     >>> folder = SnapshotFolder("runs/weights")
@@ -13,18 +17,30 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
-from visopt.training.snapshot_store import DEFAULTS, FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME
+from visopt.render.weight_images import LAYOUTS
+from visopt.training.snapshot_store import (DEFAULTS, FORMAT_NAME, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME,
+                                            RENDER_FORMATS, SNAPSHOT_FOLDER)
+
+# Names become file names (of stacks and of animations): one path component, no hidden files.
+_PLAIN_NAME = re.compile(r"[^/\\\x00]{1,200}")
+_RECORD_KEYS = ("epoch", "batch", "step")
 
 
 class SnapshotFolder:
     """A snapshot folder opened for reading: its manifest, weights, snapshot records and value stacks.
 
-    ``len(folder)`` is the number of snapshots present in the manifest and in every stack (a run
-    that stopped early keeps what it wrote).
+    ``len(folder)`` is the number of snapshots whose arrays are in every stack: those the manifest
+    lists, or, after a crash, those the journal lists.
+
+    Attributes:
+        nonfinite: ``{weight path: index of the first snapshot holding NaN/Inf}``, as recorded.
+        recovered: whether the records came from the journal (the manifest was behind: a run that
+            was killed or whose disk filled up).
 
     Example:
         >>> folder = SnapshotFolder("runs/weights")
@@ -35,25 +51,21 @@ class SnapshotFolder:
 
     def __init__(self, directory):
         self.directory = Path(directory)
-        path = self.directory / MANIFEST_NAME
-        if not self.directory.is_dir():
-            raise FileNotFoundError(f"{self.directory} is not a folder of weight snapshots")
-        if not path.is_file():
-            raise FileNotFoundError(f"no {MANIFEST_NAME} in {self.directory}: not a WeightSnapshot output folder")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
-        if manifest.get("format") != FORMAT_NAME or manifest.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path} is not a visopt weight snapshot manifest (version {FORMAT_VERSION})")
+        manifest = _read_manifest(self.directory)
+        where = self.directory / MANIFEST_NAME
         self.manifest = manifest
-        self.weights: list[dict] = manifest["weights"]
-        self.settings = dict(DEFAULTS, **(manifest.get("render") or {}))
+        self.weights: list[dict] = _checked_weights(manifest.get("weights"), self.directory, where)
+        self.settings = _checked_settings(manifest.get("render"), where)
+        records = _checked_records(manifest.get("snapshots"), f"{where}: snapshots")
+        journal = _read_journal(self.directory / JOURNAL_NAME)
+        self.recovered = len(journal) > len(records)
+        records = journal if self.recovered else records
+        self.nonfinite = _checked_nonfinite(manifest.get("nonfinite"), self.weights, where)
         self._values: dict[str, np.ndarray] = {}
-        count = len(manifest["snapshots"])
+        count = len(records)
         for weight in self.weights:
             count = min(count, len(self._load(weight)))
-        self.records: list[dict] = manifest["snapshots"][:count]
+        self.records: list[dict] = records[:count]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,10 +87,141 @@ class SnapshotFolder:
         if weight["path"] not in self._values:
             path = self.directory / weight["file"]
             try:
-                array = np.load(path, mmap_mode="r")
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise ValueError(f"cannot read the snapshots of {weight['path']} from {path}: {err}") from err
+            if array.dtype != np.float32 or list(array.shape[1:]) != weight["shape"]:
+                raise ValueError(f"{path} holds {array.dtype} snapshots of shape {list(array.shape[1:])}; the "
+                                 f"manifest says float32 of shape {weight['shape']}")
             if array.size == 0:  # np.memmap cannot map an empty file region
                 array = np.zeros((0,) + tuple(weight["shape"]), np.float32)
             self._values[weight["path"]] = array
         return self._values[weight["path"]]
+
+
+# -- checking the manifest ------------------------------------------------------------------
+def _read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder of weight snapshots")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST_NAME} in {directory}: not a WeightSnapshot output folder")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path} is not a visopt weight snapshot manifest")
+    version = manifest.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer visopt (format version {version}; this one reads "
+                         f"version {FORMAT_VERSION}): upgrade visopt to read it")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: version {version!r} is not a snapshot format version (this visopt reads "
+                         f"{FORMAT_VERSION})")
+    return manifest
+
+
+def _checked_weights(weights, directory: Path, where: Path) -> list[dict]:
+    if not isinstance(weights, list) or not weights:
+        raise ValueError(f"{where}: weights must be a non-empty list, got {_short(weights)}")
+    checked, seen = [], set()
+    for i, weight in enumerate(weights):
+        field = f"{where}: weights[{i}]"
+        if not isinstance(weight, dict):
+            raise ValueError(f"{field} must be an object, got {_short(weight)}")
+        for key in ("path", "layer", "name"):
+            if not isinstance(weight.get(key), str) or not weight[key]:
+                raise ValueError(f"{field}.{key} must be a non-empty string, got {_short(weight.get(key))}")
+        name = weight["name"]
+        if not _PLAIN_NAME.fullmatch(name) or name.startswith("."):
+            raise ValueError(f"{field}.name {name!r} is not a plain file name (no folders, no leading dot)")
+        if name in seen:
+            raise ValueError(f"{field}.name {name!r} appears twice")
+        seen.add(name)
+        shape = weight.get("shape")
+        if not isinstance(shape, list) or not all(_is_count(side) for side in shape):
+            raise ValueError(f"{field}.shape must be a list of non-negative ints, got {_short(shape)}")
+        if weight.get("kind") not in LAYOUTS:
+            raise ValueError(f"{field}.kind must be one of {list(LAYOUTS)}, got {_short(weight.get('kind'))}")
+        gates = weight.get("gates", 1)
+        if not _is_count(gates) or gates < 1:
+            raise ValueError(f"{field}.gates must be a positive int, got {_short(gates)}")
+        checked.append(dict(weight, gates=gates, file=_checked_file(weight.get("file"), directory, field)))
+    return checked
+
+
+def _checked_file(file, directory: Path, field: str) -> str:
+    """``file`` if it names a ``.npy`` inside the folder's ``snapshots/`` (after resolving links)."""
+    if not isinstance(file, str) or "\x00" in file:
+        raise ValueError(f"{field}.file must be a string, got {_short(file)}")
+    relative = Path(file)
+    inside = (directory / SNAPSHOT_FOLDER).resolve()
+    if (relative.is_absolute() or ".." in relative.parts or relative.suffix != ".npy"
+            or not (directory / relative).resolve().is_relative_to(inside)):
+        raise ValueError(f"{field}.file {file!r} is not a .npy file inside {directory / SNAPSHOT_FOLDER}")
+    return file
+
+
+def _checked_settings(render, where: Path) -> dict:
+    if render is None:
+        return dict(DEFAULTS)
+    if not isinstance(render, dict):
+        raise ValueError(f"{where}: render must be an object, got {_short(render)}")
+    settings = dict(DEFAULTS, **{key: value for key, value in render.items() if key in DEFAULTS})
+    checks = {"cmap": isinstance(settings["cmap"], str),
+              "fps": _is_number(settings["fps"]) and 0 < settings["fps"] <= 1000,
+              "video_format": settings["video_format"] in RENDER_FORMATS,
+              "max_frame_size": _is_count(settings["max_frame_size"]) and settings["max_frame_size"] >= 8,
+              "per_epoch": isinstance(settings["per_epoch"], bool)}
+    for key, ok in checks.items():
+        if not ok:
+            raise ValueError(f"{where}: render.{key} has a bad value {_short(settings[key])}")
+    return settings
+
+
+def _checked_records(records, field: str) -> list[dict]:
+    if not isinstance(records, list):
+        raise ValueError(f"{field} must be a list, got {_short(records)}")
+    checked = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not all(_is_count(record.get(key)) for key in _RECORD_KEYS):
+            raise ValueError(f"{field}[{i}] must have non-negative int epoch, batch and step, got {_short(record)}")
+        checked.append({key: record[key] for key in _RECORD_KEYS})
+    return checked
+
+
+def _checked_nonfinite(nonfinite, weights: list[dict], where: Path) -> dict[str, int]:
+    if nonfinite is None:
+        return {}
+    paths = {weight["path"] for weight in weights}
+    if not isinstance(nonfinite, dict) or not all(k in paths and _is_count(v) for k, v in nonfinite.items()):
+        raise ValueError(f"{where}: nonfinite must map recorded weight paths to snapshot indices, got "
+                         f"{_short(nonfinite)}")
+    return dict(nonfinite)
+
+
+def _read_journal(path: Path) -> list[dict]:
+    """The journal's records, up to the first line that is not a complete record (a write cut short)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_bytes().split(b"\n")[:-1]:  # the last piece has no newline: cut short, or empty
+        try:
+            records += _checked_records([json.loads(line)], "journal")
+        except (ValueError, UnicodeDecodeError):
+            break
+    return records
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

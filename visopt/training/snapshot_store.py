@@ -15,8 +15,11 @@ reads it while training goes on). ``manifest.json`` is replaced atomically; it l
 the key keeps its first name so that old folders still read), ``gates``, ``file``) and every snapshot (``epoch``, ``batch``,
 ``step``; epochs and batches 0-based as Keras passes them to callbacks, ``step`` the number of
 batches trained before the snapshot in the ``fit`` call, one timeline across epochs). It is
-rewritten at every epoch end and at the end of training (``"complete": true``); a run that died
-keeps the snapshots its manifest lists.
+rewritten at every epoch end and at the end of training (``"complete": true``). Beside it,
+``journal.jsonl`` gets one line per snapshot (its record) once the snapshot's arrays are on disk:
+a run that was killed, or whose disk filled up, keeps every snapshot it journaled, and the reader
+(which checks the manifest as untrusted input) renders them. ``.visopt.lock`` keeps a second
+process from writing into the folder while a run records (:mod:`visopt._locks`).
 
 A folder is read back by :class:`~visopt.training.snapshot_folder.SnapshotFolder` and rendered by
 :func:`~visopt.training.videos.render_snapshots`.
@@ -32,16 +35,19 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from visopt._atomic import atomic_write_bytes
+from visopt._locks import FolderLock
 from visopt._worker import BackgroundWorker
 from visopt.model.weights import WeightEntry
 from visopt.render.weight_images import default_layout
 
 MANIFEST_NAME = "manifest.json"
+JOURNAL_NAME = "journal.jsonl"
 SNAPSHOT_FOLDER = "snapshots"
 FORMAT_NAME = "visopt-weight-snapshots"
 FORMAT_VERSION = 1
@@ -77,11 +83,13 @@ class NpyStack:
     """A float32 ``.npy`` file of shape ``(count, *item_shape)`` grown one item at a time.
 
     The header has a fixed size (room for a 19-digit count) and is rewritten after each append,
-    so the file always loads with ``np.load``.
+    so the file always loads with ``np.load``. The file is opened for each append and closed
+    after it: no handle stays open between snapshots (a ``fit`` stopped by Ctrl-C leaves none),
+    and what was appended is in the operating system's hands, so a killed process loses nothing.
 
     Example:
         >>> stack = NpyStack("w.npy", (3, 4))
-        >>> stack.append(np.zeros((3, 4))); stack.close()
+        >>> stack.append(np.zeros((3, 4)))
         >>> np.load("w.npy").shape
         (1, 3, 4)
     """
@@ -91,26 +99,20 @@ class NpyStack:
         self.item_shape = tuple(int(side) for side in item_shape)
         self.count = 0
         self._header_size = _npy_header_size(self.item_shape)
-        self._handle = open(self.path, "wb")
-        self._handle.write(_npy_header(0, self.item_shape, self._header_size))
-        self._handle.flush()
+        with open(self.path, "wb") as handle:
+            handle.write(_npy_header(0, self.item_shape, self._header_size))
 
     def append(self, array) -> None:
         array = np.asarray(array, dtype="<f4")
         if array.shape != self.item_shape:
             raise ValueError(f"{self.path.name}: expected shape {self.item_shape}, got {array.shape}")
-        self._handle.seek(0, 2)
-        self._handle.write(np.ascontiguousarray(array).tobytes())
+        with open(self.path, "r+b") as handle:
+            # the data first, then the count: a crash in between leaves a valid file one item short
+            handle.seek(self._header_size + self.count * array.nbytes)
+            handle.write(np.ascontiguousarray(array).tobytes())
+            handle.seek(0)
+            handle.write(_npy_header(self.count + 1, self.item_shape, self._header_size))
         self.count += 1
-        self._handle.seek(0)
-        self._handle.write(_npy_header(self.count, self.item_shape, self._header_size))
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-    def close(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
 
 
 class SnapshotStore:
@@ -118,11 +120,16 @@ class SnapshotStore:
 
     Args:
         directory: the folder (created). Earlier ``.npy`` stacks in its ``snapshots/`` folder are
-            deleted; the manifest is replaced.
+            deleted; the manifest and journal are replaced. Another process writing there is
+            refused (``FolderBusyError``); an earlier store of this process is stopped.
         weights: one dict per weight tensor: ``path``, ``layer``, ``index``, ``name``, ``shape``,
             ``kind``, ``gates``. ``file`` is added.
         settings: rendering defaults stored in the manifest (``cmap``, ``fps``, ...).
         model: the model's name, for the manifest.
+
+    Attributes:
+        records: the snapshots appended (``epoch``, ``batch``, ``step``).
+        nonfinite: ``{weight path: index of the first snapshot where it held NaN/Inf}``.
 
     Example:
         >>> store = SnapshotStore("runs/w", [{"path": "d/kernel", "layer": "d", "index": 1,
@@ -135,8 +142,9 @@ class SnapshotStore:
         self.directory = Path(directory)
         folder = self.directory / SNAPSHOT_FOLDER
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.npy"):
-            stale.unlink()
+        self.superseded = False
+        self._guard = threading.Lock()  # an append and a takeover by a newer store never overlap
+        self._lock = FolderLock(self.directory, "weight snapshots", on_takeover=self._taken_over)
         self.weights = []
         for weight in weights:
             weight = dict(weight, shape=[int(side) for side in weight["shape"]])
@@ -145,42 +153,64 @@ class SnapshotStore:
         self.settings = dict(DEFAULTS, **(settings or {}))
         self.model = model
         self.records: list[dict] = []
+        self.nonfinite: dict[str, int] = {}
         self.complete = False
         self._stacks: list[NpyStack] = []
         try:
+            for stale in folder.glob("*.npy"):
+                stale.unlink()
+            (self.directory / JOURNAL_NAME).write_bytes(b"")
             for weight in self.weights:
                 self._stacks.append(NpyStack(self.directory / weight["file"], weight["shape"]))
             self.write_manifest()
         except BaseException:
-            self.close(write=False)
+            self._lock.release()
             raise
 
     def append(self, record: dict, arrays) -> None:
         """Add one snapshot: its ``{"epoch", "batch", "step"}`` record and one array per weight, in order."""
         if len(arrays) != len(self._stacks):
             raise ValueError(f"expected {len(self._stacks)} arrays, one per weight, got {len(arrays)}")
-        for stack, array in zip(self._stacks, arrays):
-            stack.append(array)
-        self.records.append({key: int(record[key]) for key in ("epoch", "batch", "step")})
+        record = {key: int(record[key]) for key in ("epoch", "batch", "step")}
+        with self._guard:
+            if self.superseded:
+                raise RuntimeError(f"a newer recording took over {self.directory}")
+            for stack, array in zip(self._stacks, arrays):
+                stack.append(array)
+            # the journal line comes last: a snapshot it lists has all its arrays on disk
+            with open(self.directory / JOURNAL_NAME, "a", encoding="utf-8") as journal:
+                journal.write(json.dumps(record) + "\n")
+            self.records.append(record)
+            self._check_finite(arrays)
+
+    def _check_finite(self, arrays) -> None:
+        found = {weight["path"]: len(self.records) - 1 for weight, array in zip(self.weights, arrays)
+                 if weight["path"] not in self.nonfinite and not np.isfinite(array).all()}
+        if found:
+            self.nonfinite = {**self.nonfinite, **found}  # rebound, not mutated: read from the training thread
 
     def write_manifest(self) -> None:
         """Replace ``manifest.json`` (atomically) with the weights and the snapshots so far."""
-        for stack in self._stacks:
-            stack.flush()
-        manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": self.complete,
-                    "model": self.model, "render": self.settings, "weights": self.weights,
-                    "snapshots": self.records}
-        atomic_write_bytes(self.directory / MANIFEST_NAME, json.dumps(manifest, indent=1).encode("utf-8"))
+        with self._guard:
+            if self.superseded:
+                return  # the folder is the newer recording's now
+            manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": self.complete,
+                        "model": self.model, "render": self.settings, "weights": self.weights,
+                        "snapshots": self.records, "nonfinite": self.nonfinite}
+            atomic_write_bytes(self.directory / MANIFEST_NAME, json.dumps(manifest, indent=1).encode("utf-8"))
 
-    def close(self, write: bool = True) -> None:
-        """Close the stacks and, unless ``write`` is false, write the final manifest (``"complete": true``)."""
+    def close(self, write: bool = True, complete: bool = True) -> None:
+        """Write the final manifest (unless ``write`` is false; ``"complete"`` as given) and let go of the folder."""
         try:
             if write:
-                self.complete = True
+                self.complete = complete
                 self.write_manifest()
         finally:
-            for stack in self._stacks:
-                stack.close()
+            self._lock.release()
+
+    def _taken_over(self) -> None:
+        with self._guard:
+            self.superseded = True
 
 
 class SnapshotWriter:
@@ -199,7 +229,9 @@ class SnapshotWriter:
         self.store = store
         self._store_error: BaseException | None = None
         self._closed = False
-        self._worker = BackgroundWorker(self._handle, name="visopt-weight-snapshots", queue_size=queue_size)
+        # idle_timeout: after a fit stopped by Ctrl-C (no on_train_end), no thread stays behind
+        self._worker = BackgroundWorker(self._handle, name="visopt-weight-snapshots", queue_size=queue_size,
+                                        idle_timeout=2.0)
 
     @property
     def error(self) -> BaseException | None:
@@ -220,9 +252,11 @@ class SnapshotWriter:
             self._closed = True
             self._worker.close()
             try:
-                self.store.close(write=complete and self.error is None)
+                # after a failure the manifest is still brought up to date if the disk allows: the
+                # journal already lists every snapshot on disk, this is for readers of the manifest
+                self.store.close(complete=complete and self.error is None)
             except Exception as err:  # noqa: BLE001 - reported to the caller
-                self._store_error = err
+                self._store_error = self._store_error or err
         return self.error
 
     def _handle(self, item) -> None:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from visopt.render.weight_images import WeightRenderer
 from visopt.training.snapshot_folder import SnapshotFolder
 from visopt.training.snapshot_store import RENDER_FORMATS
 
+#: Appended to the caption of a frame whose weight holds NaN/Inf values.
+_NONFINITE_MARK = "  NaN/Inf!"
 #: The frame writer's smallest caption font (see visopt.frames.writer), for the width a caption needs.
 _CAPTION_SCALE = 0.35
 
@@ -92,11 +95,19 @@ def render_snapshots(directory, *, format: str | None = None, cmap: str | None =
     texts = [f"epoch {r['epoch']}  batch {r['batch']}  step {r['step']}" for r in folder.records]
     # The frame writer cuts a caption that does not fit at its smallest font: narrow pictures (a
     # Dense kernel with few outputs) are centred on a frame wide enough for the longest caption.
-    width = max(caption_width(text, _CAPTION_SCALE) + 8 for text in texts) if annotate else 0
+    mark = _NONFINITE_MARK if folder.nonfinite else ""  # room for the mark where the recorder saw NaN/Inf
+    width = max(caption_width(text + mark, _CAPTION_SCALE) + 8 for text in texts) if annotate else 0
     written: list[Path] = []
+    nonfinite: dict[str, int] = {}
     for start in range(0, len(selected), settings.concurrency):
         group = selected[start:start + settings.concurrency]
-        written += _render_group(folder, group, settings, out, texts, width)
+        written += _render_group(folder, group, settings, out, texts, width, nonfinite)
+    if nonfinite:
+        first = folder.records[min(nonfinite.values())]
+        warnings.warn(f"{len(nonfinite)} weight(s) hold NaN/Inf values, first {min(nonfinite, key=nonfinite.get)!r} in "
+                      f"the snapshot of epoch {first['epoch']}, batch {first['batch']}: those frames are captioned "
+                      f"{_NONFINITE_MARK.strip()!r} and the values drawn in the colour map's 'bad' colour",
+                      RuntimeWarning, stacklevel=2)
     return sorted(written)
 
 
@@ -147,8 +158,12 @@ class _Writers:
 
 
 def _render_group(folder: SnapshotFolder, group: list[dict], settings: _Settings, out: Path, texts: list[str],
-                  width: int) -> list[Path]:
-    """Render the weights of ``group`` side by side, frame by frame (their encoders run at the same time)."""
+                  width: int, nonfinite: dict[str, int]) -> list[Path]:
+    """Render the weights of ``group`` side by side, frame by frame (their encoders run at the same time).
+
+    Frames of a weight holding NaN/Inf get a marked caption; ``nonfinite`` collects the first such
+    snapshot of each weight.
+    """
     # plain ndarray views of the memory maps: indexing a np.memmap costs bookkeeping on every frame
     stacks = [np.asarray(folder.values(weight["path"])) for weight in group]
     renderers = [WeightRenderer(weight["shape"], weight["kind"], int(weight.get("gates", 1)), settings.cmap,
@@ -161,14 +176,18 @@ def _render_group(folder: SnapshotFolder, group: list[dict], settings: _Settings
         for i, record in enumerate(folder.records):
             new_epoch = i == 0 or record["epoch"] != folder.records[i - 1]["epoch"]
             for j, weight in enumerate(group):
+                text = texts[i]
+                if not np.isfinite(stacks[j][i]).all():
+                    nonfinite.setdefault(weight["path"], i)
+                    text += _NONFINITE_MARK
                 frame = _widened(renderers[j](stacks[j][i]), width)
-                whole[j].write(frame, text=texts[i])
+                whole[j].write(frame, text=text)
                 if settings.per_epoch:
                     if new_epoch:
                         if per_epoch[j] is not None:
                             writers.close(per_epoch[j])
                         per_epoch[j] = writers.start(f"epoch_{record['epoch']:03d}-{weight['name']}")
-                    per_epoch[j].write(frame, text=texts[i])
+                    per_epoch[j].write(frame, text=text)
         writers.close_all()
     except BaseException:
         writers.abort_all()

@@ -9,6 +9,7 @@ import keras
 
 from visopt._atomic import temporary_file
 from visopt._checks import check_int, positive_int, positive_number
+from visopt._locks import FolderBusyError
 from visopt.model.weights import read, select, trainable_entries
 from visopt.render.colormaps import check_colormap
 from visopt.training.snapshot_store import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
@@ -43,10 +44,14 @@ class WeightSnapshot(keras.callbacks.Callback):
     frame, so frames can be compared. Layouts (matrices, conv filter grids, gate blocks of
     LSTM/GRU kernels, bias strips) are described in :mod:`visopt.render.weight_images`.
 
-    **Errors.** An ``output_dir`` that is a file (``NotADirectoryError``) or cannot be written
-    (``PermissionError`` or ``OSError``) raises in ``on_train_begin``, before the first batch. A
-    write failure during training (disk full...) warns once, stops the recording and lets training
-    finish; a failed rendering warns and keeps the snapshots.
+    **Errors.** An ``output_dir`` that is a file (``NotADirectoryError``), cannot be written
+    (``PermissionError`` or ``OSError``) or is being recorded into by another process
+    (``FolderBusyError``) raises in ``on_train_begin``, before the first batch. A write failure
+    during training (disk full...) warns once, stops the recording and lets training finish; a
+    failed rendering warns and keeps the snapshots. Weights that become NaN/Inf are reported once
+    (which tensors, from which snapshot) and their video frames are marked. Every snapshot is
+    journaled when its arrays are on disk: after a crash, a kill or a full disk,
+    ``visopt render OUTPUT_DIR`` renders all of them (docs/faults.md).
 
     Args:
         output_dir: folder for the snapshots and videos (created). Calling ``fit`` again starts a
@@ -104,10 +109,13 @@ class WeightSnapshot(keras.callbacks.Callback):
         self._due: int | None = None
         self._calls = 0
         self._start_iteration: int | None = None
+        self._nonfinite_reported = False
 
     # -- Keras hooks ----------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         self._check_output_dir()
+        if self._writer is not None:  # the last fit was interrupted (no on_train_end): let its files go
+            self._writer.close(complete=False)
         self.snapshots = 0
         self.video_paths = []
         self.failed = False
@@ -115,6 +123,7 @@ class WeightSnapshot(keras.callbacks.Callback):
         self._entries = None
         self._calls = 0
         self._start_iteration = self._iterations()
+        self._nonfinite_reported = False
         self._open()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -130,7 +139,7 @@ class WeightSnapshot(keras.callbacks.Callback):
             try:
                 if not self._open():
                     return  # not built yet: the snapshot is taken at the next batch
-            except OSError as err:  # the model was built by its first batch, and now the disk fails
+            except (OSError, FolderBusyError) as err:  # built by its first batch, and now the folder fails
                 self._fail(err)
                 return
         self._due = (batch // self.batch_interval + 1) * self.batch_interval
@@ -139,11 +148,13 @@ class WeightSnapshot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._writer is not None and not self.failed and not self._writer.write_manifest():
             self._fail(self._writer.error)
+        self._report_nonfinite()
 
     def on_train_end(self, logs=None):
         if self._writer is None:
             return
         error = self._writer.close()
+        self._report_nonfinite()
         self._writer = None
         if error is not None:
             self._fail(error)
@@ -201,11 +212,26 @@ class WeightSnapshot(keras.callbacks.Callback):
         if self._writer.error is not None:
             self._fail(self._writer.error)
             return
+        self._report_nonfinite()
         arrays = [read(entry.variable) for entry in self._entries]
         if not self._writer.put({"epoch": self._epoch, "batch": int(batch), "step": step}, arrays):
             self._fail(self._writer.error)
             return
         self.snapshots += 1
+
+    def _report_nonfinite(self) -> None:
+        """Warn once when the worker found NaN/Inf in recorded weights (it checks each snapshot off this thread)."""
+        store = None if self._writer is None else self._writer.store
+        if store is None or self._nonfinite_reported or not store.nonfinite:
+            return
+        self._nonfinite_reported = True
+        found = dict(store.nonfinite)
+        first = store.records[min(found.values())]
+        names = sorted(found, key=found.get)
+        warnings.warn(f"WeightSnapshot: weights became NaN/Inf during training: {names[:5]}"
+                      f"{' and %d more' % (len(names) - 5) if len(names) > 5 else ''}, first in the snapshot of "
+                      f"epoch {first['epoch']}, batch {first['batch']} (step {first['step']}); their videos mark "
+                      "those frames", RuntimeWarning, stacklevel=3)
 
     def _fail(self, error) -> None:
         if not self.failed:
