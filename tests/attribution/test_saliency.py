@@ -252,7 +252,7 @@ def test_bad_requests_fail_before_any_work(object_model, object_data):
         visualize_saliency(object_model, "predictions", 0, images, method="smoothgrad", samples=0)
     with pytest.raises(ValueError, match="seed_input contains NaN"):
         visualize_saliency(object_model, "predictions", 0, np.full_like(images, np.nan))
-    with pytest.raises(ValueError, match=r"penultimate layer 'pool_3' outputs shape \(None, 32\)"):
+    with pytest.raises(ValueError, match=r"penultimate layer 'pool_3' gives shape \(None, 32\)"):
         visualize_cam(object_model, "predictions", 0, images, penultimate_layer="pool_3")
     with pytest.raises(ValueError, match=r"no layer before 'out' has an output with spatial size > 1"):
         visualize_cam(_dense_relu_model(), "out", 0, np.zeros((1, 6), np.float32))

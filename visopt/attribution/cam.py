@@ -23,7 +23,7 @@ import numpy as np
 from visopt._checks import positive_int
 from visopt.attribution.engine import AttributionEngine, chunks
 from visopt.attribution.maps import NORMALIZATIONS, normalize_maps, unit_range, upsample
-from visopt.model.layers import find_layer, find_penultimate_layer
+from visopt.model.layers import LayerInput, feature_shape, find_feature, find_layer, find_penultimate_layer
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "layercam")
 
@@ -34,7 +34,9 @@ class GradCAM:
     Args:
         model: a Sequential or Functional Keras model (nested models work).
         layer: the explained layer (its logits when it is softmax/sigmoid).
-        penultimate_layer: the feature-map layer (Layer, name or index); found automatically when None.
+        penultimate_layer: the feature maps: a layer (Layer, name or index), or the tensor entering a
+            layer (``LayerInput("avg_pool")`` or ``"avg_pool:input"``, for a residual ``x + y`` that
+            no layer outputs); when None, the last spatial map before the global pooling.
 
     Example:
         >>> cams = GradCAM(model, "predictions").attribute(images, [3, 1, 0])   # (N, H, W), >= 0
@@ -45,14 +47,15 @@ class GradCAM:
     def __init__(self, model, layer, penultimate_layer=None):
         target = find_layer(model, layer)
         feature = (find_penultimate_layer(model, target) if penultimate_layer is None
-                   else find_layer(model, penultimate_layer))
-        rank = len(feature.output.shape)
-        if rank < 3:
-            raise ValueError(f"penultimate layer {feature.name!r} outputs shape {tuple(feature.output.shape)}, "
-                             "not a feature map with spatial axes")
+                   else find_feature(model, penultimate_layer))
+        shape = feature_shape(feature)
+        if len(shape) < 3:
+            raise ValueError(f"penultimate layer {feature.name!r} gives shape {shape}, not a feature map with "
+                             "spatial axes")
         self.penultimate_layer = feature
         self.engine = AttributionEngine.for_model(model, target, feature_layer=feature, probability=self.probability)
-        layout = getattr(feature, "data_format", None) or self.engine.data_format
+        owner = feature.layer if isinstance(feature, LayerInput) else feature
+        layout = getattr(owner, "data_format", None) or self.engine.data_format
         self._channels_first = layout == "channels_first"
 
     def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
@@ -159,8 +162,9 @@ def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer
             (Score-CAM uses the probability).
         filter_indices: an int for every image, or a list with one entry per image.
         seed_input: one input of the model's shape or a batch.
-        penultimate_layer: the feature maps to weight (Layer, name or index); by default the last
-            layer before ``layer`` whose output has spatial size > 1 (see :func:`visopt.model.layers.find_penultimate_layer`).
+        penultimate_layer: the feature maps to weight (Layer, name or index, or ``"NAME:input"``:
+            the tensor entering layer NAME); by default the last spatial map before the global
+            pooling (see :func:`visopt.model.layers.find_penultimate_layer`).
         method: ``"gradcam"``, ``"gradcam++"``, ``"scorecam"`` (``max_channels=`` for the faster
             top-N variant) or ``"layercam"``.
         normalize: ``"per_sample"``, ``"shared"`` or None (see :func:`visopt.attribution.maps.normalize_maps`).

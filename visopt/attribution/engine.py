@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from visopt._cache import cached, request_key
 from visopt._checks import input_batch, is_int
-from visopt.model.layers import activation_name, channel_axis, data_format_of, find_layer, input_shape
+from visopt.model.layers import activation_name, channel_axis, data_format_of, find_feature, find_layer, input_shape
 from visopt.model.surgery import LayerRequest, build_feature_model
 from visopt.model.units import channel_means, normalize_indices, selection_matrix
 
@@ -35,8 +35,8 @@ class AttributionEngine:
         layer: the explained layer (a Layer, its name or index); softmax/sigmoid outputs are read as
             their logits.
         relu_gradient: ``"guided"`` or ``"deconvnet"`` to replace every ReLU's gradient.
-        feature_layer: a layer whose output (and the score's gradient with respect to it) ``cam``
-            returns.
+        feature_layer: a layer whose output (or a ``LayerInput``: the tensor entering a layer) ``cam``
+            returns, with the score's gradient with respect to it.
         probability: score a softmax layer by its probabilities instead of its logits (Score-CAM).
 
     Example:
@@ -50,7 +50,7 @@ class AttributionEngine:
             raise TypeError(f"expected a keras Model, got {type(model).__name__}")
         self.input_shape = input_shape(model)
         self.layer = find_layer(model, layer)
-        self.feature_layer = None if feature_layer is None else find_layer(model, feature_layer)
+        self.feature_layer = None if feature_layer is None else find_feature(model, feature_layer)
         self.data_format = data_format_of(model)
         rank = len(self.layer.output.shape)
         self.axis = channel_axis(self.layer, rank)

@@ -223,6 +223,7 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"unknown normalize {normalize!r}; valid: {list(NORMALIZATIONS)}")
+    method = _keras_vis_modifier(method, hyperparameters.pop("backprop_modifier", None))
     explainer = saliency_method(model, layer, method)
     if method in NOISE_KINDS:
         hyperparameters["kind"] = method
@@ -230,3 +231,19 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
     maps = reduce_channels(attributions, explainer.engine.input_channel_axis, explainer.channel_reduction,
                            keepdims)
     return normalize_maps(maps, normalize)
+
+
+#: keras-vis' ``backprop_modifier`` values and the methods they are here.
+_KERAS_VIS_MODIFIERS = {"guided": "guided", "relu": "rectified", "deconvnet": "rectified"}
+
+
+def _keras_vis_modifier(method: str, modifier) -> str:
+    """``method``, or the one keras-vis' ``backprop_modifier`` names (only with the default method)."""
+    if modifier is None:
+        return method
+    if modifier not in _KERAS_VIS_MODIFIERS:
+        raise ValueError(f"unknown backprop_modifier {modifier!r}; valid: {sorted(_KERAS_VIS_MODIFIERS)} "
+                         f"(or method= one of {list(METHODS)})")
+    if method != "vanilla":
+        raise TypeError(f"give method={method!r} or keras-vis' backprop_modifier={modifier!r}, not both")
+    return _KERAS_VIS_MODIFIERS[modifier]

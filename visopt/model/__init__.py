@@ -14,9 +14,9 @@ Example:
 """
 
 from visopt.model.gates import GateLayout, gate_layout, split_gates
-from visopt.model.layers import find_layer, find_penultimate_layer, iter_layers, walk
+from visopt.model.layers import LayerInput, find_layer, find_penultimate_layer, iter_layers, walk
 from visopt.model.surgery import LayerRequest, build_feature_model
 from visopt.model.weights import WeightEntry, trainable_entries
 
-__all__ = ["GateLayout", "LayerRequest", "WeightEntry", "build_feature_model", "find_layer", "find_penultimate_layer",
+__all__ = ["GateLayout", "LayerInput", "LayerRequest", "WeightEntry", "build_feature_model", "find_layer", "find_penultimate_layer",
            "gate_layout", "iter_layers", "split_gates", "trainable_entries", "walk"]

@@ -136,6 +136,25 @@ def is_plain_relu(layer: keras.layers.Layer) -> bool:
     return activation_name(layer) == "relu"
 
 
+#: Piecewise-linear rectifiers: guided backprop and deconvnet rules apply to them as to a ReLU.
+RECTIFIERS = ("relu", "relu6", "leaky_relu")
+#: Smooth or non-monotone activations that guided/deconvnet leave with their normal gradient.
+OTHER_NONLINEARITIES = ("hard_swish", "hard_silu", "swish", "silu", "gelu", "elu", "selu", "mish", "tanh",
+                        "softplus", "hard_sigmoid")
+
+
+def rectifier(layer: keras.layers.Layer):
+    """The activation function of ``layer`` when it is a rectifier (ReLU, ReLU6, leaky ReLU, a ReLU
+    layer with a cap or slope), else None."""
+    if isinstance(layer, keras.layers.ReLU):
+        return layer.call
+    if isinstance(layer, keras.layers.LeakyReLU):
+        return layer.call
+    if activation_name(layer) in RECTIFIERS:
+        return layer.activation
+    return None
+
+
 def model_input(model) -> keras.KerasTensor:
     """The single symbolic input of ``model`` (or the tensor itself); several inputs are an error."""
     if isinstance(model, keras.KerasTensor):
@@ -192,28 +211,115 @@ def spatial_size(layer: keras.layers.Layer) -> int:
     return int(np.prod([d or 0 for d in spatial]))
 
 
-def find_penultimate_layer(model: keras.Model, layer) -> keras.layers.Layer:
-    """The last layer before ``layer`` (in graph order, inside nested models too) whose output has a
-    spatial size above 1: the feature maps a CAM weights.
+@dataclass(frozen=True)
+class LayerInput:
+    """The tensor that enters ``layer``: how to name a feature map that no layer outputs (the ``x + y``
+    of a residual block is a Keras op, not a layer). As a string: ``"NAME:input"``.
 
     Example:
-        >>> find_penultimate_layer(model, "predictions").name
-        'conv_3'
+        >>> visualize_cam(model, "predictions", [3], images, penultimate_layer=LayerInput("avg_pool"))
+        >>> visualize_cam(model, "predictions", [3], images, penultimate_layer="avg_pool:input")
+    """
+
+    layer: LayerSpec
+
+    @property
+    def name(self) -> str:
+        layer = self.layer
+        return f"{layer.name if isinstance(layer, keras.layers.Layer) else layer}:input"
+
+
+FeatureSpec = Union[LayerSpec, LayerInput]
+
+#: Pooling that keeps a spatial map: Grad-CAM looks through it to the map it pools (VGG's block5_pool).
+_SPATIAL_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D,
+                    keras.layers.AveragePooling1D, keras.layers.AveragePooling2D, keras.layers.AveragePooling3D)
+
+
+def find_feature(model: keras.Model, spec: FeatureSpec):
+    """A layer (its output) or a :class:`LayerInput` with its layer resolved; ``"NAME:input"`` is the latter."""
+    if isinstance(spec, str) and spec.endswith(":input"):
+        spec = LayerInput(spec[: -len(":input")])
+    if isinstance(spec, LayerInput):
+        return LayerInput(find_layer(model, spec.layer))
+    return find_layer(model, spec)
+
+
+def feature_shape(feature) -> tuple:
+    """The symbolic shape of a feature (a layer's output, or the input of a :class:`LayerInput`'s layer)."""
+    tensor = feature.layer.input if isinstance(feature, LayerInput) else feature.output
+    return tuple(tensor.shape)
+
+
+def find_penultimate_layer(model: keras.Model, layer):
+    """The feature maps a CAM weights for ``layer``: the last spatial map before the global pooling (or
+    Flatten) that precedes it, looking through spatial pooling to the layer that made the map.
+
+    Returns that layer, or a :class:`LayerInput` when no layer makes the map (a residual ``x + y``
+    op feeding the pooling). Without a global pooling, the last layer before ``layer`` whose output
+    has spatial size above 1.
+
+    Example:
+        >>> find_penultimate_layer(vgg_transfer_model, "predictions").name
+        'block5_conv3'
     """
     target = find_layer(model, layer)
-    found = None
-    for candidate in iter_layers(model):
-        if candidate is target:
+    visits = []
+    for visit in walk(model):
+        if visit.layer is target:
             break
-        if not isinstance(candidate, keras.Model) and spatial_size(candidate) > 1:
-            found = candidate
+        visits.append(visit)
     else:
         if target is not model:
             raise ValueError(f"layer {target.name!r} was not found in the graph order of model {model.name!r}")
-    if found is None:
+    reducers = [i for i, v in enumerate(visits) if not v.is_model and _reduces_space(v.layer)]
+    if reducers:
+        return _map_maker(visits, reducers[-1])
+    found = [v.layer for v in visits if not v.is_model and spatial_size(v.layer) > 1]
+    if not found:
         raise ValueError(f"no layer before {target.name!r} has an output with spatial size > 1; pass "
                          "penultimate_layer= (a layer whose output is a feature map)")
-    return found
+    return found[-1]
+
+
+def _reduces_space(layer) -> bool:
+    """A layer that turns a spatial map into a vector (global pooling, Flatten)."""
+    try:
+        shape = tuple(layer.input.shape)
+    except (AttributeError, ValueError):
+        return False
+    data_format = getattr(layer, "data_format", None)
+    spatial = shape[2:] if data_format == "channels_first" else shape[1:-1]
+    return len(shape) >= 3 and int(np.prod([d or 0 for d in spatial])) > 1 and spatial_size(layer) <= 1
+
+
+def _map_maker(visits: list[Visit], index: int):
+    """What makes the input of ``visits[index]``: a layer (through spatial pooling), else its LayerInput."""
+    consumer = visits[index].layer
+    while True:
+        producer = _producer(visits[:index], consumer.input)
+        if isinstance(producer, _SPATIAL_POOLING):
+            consumer, index = producer, next(i for i, v in enumerate(visits) if v.layer is producer)
+            continue
+        return producer if producer is not None else LayerInput(consumer)
+
+
+def _producer(visits: list[Visit], tensor):
+    """The layer among ``visits`` whose output is ``tensor``. A nested model met just before gives its
+    inner output's maker: its output tensor in the outer graph is not its ``output`` attribute."""
+    for visit in reversed(visits):
+        try:
+            output = visit.layer.output
+        except (AttributeError, ValueError):  # a layer used more than once has no single output
+            continue
+        if visit.is_model:
+            if visits[-1] is visit and tuple(output.shape) == tuple(tensor.shape):
+                inner = [v for v in visits if v.parents[: len(visit.path)] == visit.path]
+                return _producer(inner, output)
+            continue
+        if output is tensor:
+            return visit.layer
+    return None
 
 
 def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -9,20 +9,26 @@ maximizing a softmax score is mostly achieved by pushing the *other* classes dow
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import keras
 import tensorflow as tf
 
-from visopt.model.layers import LayerSpec, contains, find_layer, is_plain_relu, is_squashing, model_input
+from visopt.model.layers import (OTHER_NONLINEARITIES, FeatureSpec, LayerInput, activation_name, contains, find_feature,
+                                 is_squashing, iter_layers, model_input, rectifier)
 
 
 @dataclass(frozen=True)
 class LayerRequest:
-    """A term asks for the output of ``layer``; ``pre_activation`` asks for it before a softmax/sigmoid."""
+    """A term asks for the output of ``layer``; ``pre_activation`` asks for it before a softmax/sigmoid.
 
-    layer: LayerSpec
+    ``layer`` may also be a :class:`~visopt.model.layers.LayerInput` (or ``"NAME:input"``): the
+    tensor entering that layer, for maps that no layer outputs (a residual ``x + y``).
+    """
+
+    layer: FeatureSpec
     pre_activation: bool = False
 
 
@@ -32,7 +38,7 @@ def _call_linear(layer: keras.layers.Layer, args, kwargs):
     The swap happens while the call is traced, so a compiled graph holds the linear version while
     the original layer keeps its activation everywhere else.
     """
-    if isinstance(layer, (keras.layers.Softmax, keras.layers.ReLU)):
+    if isinstance(layer, (keras.layers.Softmax, keras.layers.ReLU, keras.layers.LeakyReLU)):
         return args[0]
     saved = layer.activation
     layer.activation = keras.activations.linear
@@ -46,7 +52,8 @@ class PreActivation(keras.layers.Layer):
     """Calls a layer with its activation replaced by the identity, sharing its weights."""
 
     def __init__(self, layer: keras.layers.Layer, **kwargs):
-        super().__init__(name=f"{layer.name}_pre_activation", **kwargs)
+        # the inner layer's policy: a float32 softmax head in a mixed-precision model stays float32
+        super().__init__(name=f"{layer.name}_pre_activation", dtype=layer.dtype_policy, **kwargs)
         self.inner = layer
 
     def call(self, *args, **kwargs):
@@ -57,33 +64,40 @@ class PreActivation(keras.layers.Layer):
 RELU_GRADIENTS = ("guided", "deconvnet")
 
 
-def _modified_relu(x, rule: str):
+def _modified_rectifier(x, rule: str, activation=tf.nn.relu):
     @tf.custom_gradient
-    def relu(x):
+    def rectify(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = activation(x)
+
         def grad(upstream):
             passed = upstream > 0
-            if rule == "guided":  # backprop's mask (x > 0) and deconvnet's (upstream > 0) together
-                passed = tf.logical_and(passed, x > 0)
-            return tf.where(passed, upstream, tf.zeros_like(upstream))
-        return tf.nn.relu(x), grad
+            if rule == "deconvnet":  # the upstream gradient, rectified: the forward mask is ignored
+                return tf.where(passed, upstream, tf.zeros_like(upstream))
+            # guided: backprop through the rectifier (its own mask and slope), where the upstream is positive
+            return tf.where(passed, tape.gradient(y, x, output_gradients=upstream), tf.zeros_like(upstream))
+        return y, grad
 
-    return relu(x)
+    return rectify(x)
 
 
 class ModifiedReLU(keras.layers.Layer):
-    """Calls a layer whose activation is ReLU with a ReLU whose *gradient* follows ``rule``, sharing weights.
+    """Calls a layer that ends in a rectifier (ReLU, ReLU6, leaky ReLU) with the rectifier's *gradient*
+    following ``rule``, sharing weights.
 
-    ``"guided"`` (guided backpropagation) passes gradient only where both the input and the
-    upstream gradient are positive; ``"deconvnet"`` only where the upstream gradient is positive.
-    The forward pass is unchanged.
+    ``"guided"`` (guided backpropagation) passes the rectifier's gradient only where the upstream
+    gradient is positive; ``"deconvnet"`` passes the upstream gradient wherever it is positive. The
+    forward pass is unchanged.
     """
 
     def __init__(self, layer: keras.layers.Layer, rule: str, **kwargs):
-        super().__init__(name=f"{layer.name}_{rule}", **kwargs)
+        super().__init__(name=f"{layer.name}_{rule}", dtype=layer.dtype_policy, **kwargs)
         self.inner, self.rule = layer, rule
+        self.activation = rectifier(layer)
 
     def call(self, *args, **kwargs):
-        return _modified_relu(_call_linear(self.inner, args, kwargs), self.rule)
+        return _modified_rectifier(_call_linear(self.inner, args, kwargs), self.rule, self.activation)
 
 
 def build_feature_model(model, requests: Sequence[LayerRequest], *, relu_gradient: str | None = None) -> keras.Model:
@@ -105,50 +119,100 @@ def build_feature_model(model, requests: Sequence[LayerRequest], *, relu_gradien
             raise TypeError("relu_gradient needs the model, not its input tensor")
         return _feature_model_from_input(model, requests)
     model_input(model)
-    layers = [find_layer(model, r.layer) for r in requests]
+    if relu_gradient is not None:
+        _warn_unmodified(model, relu_gradient)
+    targets = [find_feature(model, r.layer) for r in requests]
+    keys = [_key(target, r.pre_activation) for target, r in zip(targets, requests)]
+    layers = [target.layer if isinstance(target, LayerInput) else target for target in targets]
     wanted = {id(layer) for layer in layers}
-    linearize = {id(layer) for layer, r in zip(layers, requests) if r.pre_activation and is_squashing(layer)}
-    recorded: dict[tuple[int, bool], keras.KerasTensor] = {}
+    recorded: dict[tuple[int, str], keras.KerasTensor] = {}
 
     def call(layer, *args, **kwargs):
+        if id(layer) in wanted:
+            args = (_float32(args[0]),) + args[1:]
+            recorded[(id(layer), "input")] = args[0]
         if isinstance(layer, keras.Model) and (relu_gradient is not None or contains(layer, wanted)):
-            out = _inline(layer, call, args)
-        elif relu_gradient is not None and is_plain_relu(layer):
+            out = _inline(layer, call, args, recorded)
+        elif relu_gradient is not None and rectifier(layer) is not None:
             out = ModifiedReLU(layer, relu_gradient)(*args, **kwargs)
         else:
             out = layer(*args, **kwargs)
         if id(layer) in wanted:
-            recorded[(id(layer), False)] = out
-            if id(layer) in linearize:
-                recorded[(id(layer), True)] = PreActivation(layer)(*args, **kwargs)
+            out = _float32(out)
+            recorded[(id(layer), "output")] = out
+            if (id(layer), "pre_activation") in keys:
+                recorded[(id(layer), "pre_activation")] = PreActivation(layer)(*args, **kwargs)
         return out
 
     new_input = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-    out = _inline(model, call, (new_input,))
+    out = _inline(model, call, (new_input,), recorded)
     if id(model) in wanted:  # the whole model's output is a target
-        recorded[(id(model), False)] = out
-    outputs = [recorded[(id(layer), r.pre_activation and id(layer) in linearize)]
-               for layer, r in zip(layers, requests)]
-    return keras.Model(new_input, outputs, name=f"{model.name}_features")
+        recorded[(id(model), "output")] = _float32(out)
+    missing = [target for target, key in zip(targets, keys) if key not in recorded]
+    if missing:
+        raise ValueError(f"{_describe(missing[0])} is not reached from the input of model {model.name!r}")
+    return keras.Model(new_input, [recorded[key] for key in keys], name=f"{model.name}_features")
 
 
-def _inline(model: keras.Model, call, args) -> keras.KerasTensor:
-    """Run ``model``'s graph on ``args`` layer by layer through ``call``, so nested layers land in the outer graph."""
+def _float32(tensor):
+    """``tensor`` in float32. Targets are cast where they are recorded and the cast tensor flows on
+    (the next layer casts it back to its compute dtype): under mixed precision, scores and gradients
+    are float32, and a CAM's gradient with respect to the recorded map stays connected to the score."""
+    if isinstance(tensor, keras.KerasTensor) and tensor.dtype in ("float16", "bfloat16"):
+        return keras.ops.cast(tensor, "float32")
+    return tensor
+
+
+def _warn_unmodified(model, rule: str) -> None:
+    """Say which layers keep their normal gradient under ``rule``: the rule is defined for rectifiers only."""
+    kept = [layer.name for layer in iter_layers(model) if activation_name(layer) in OTHER_NONLINEARITIES]
+    if kept:
+        shown = ", ".join(repr(name) for name in kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        warnings.warn(f"{rule} backprop changes the gradient of ReLU, ReLU6 and leaky ReLU only; {len(kept)} "
+                      f"layer(s) with other activations keep their normal gradient: {shown}", RuntimeWarning,
+                      stacklevel=4)
+
+
+def _key(target, pre_activation: bool) -> tuple[int, str]:
+    if isinstance(target, LayerInput):
+        return (id(target.layer), "input")
+    return (id(target), "pre_activation" if pre_activation and is_squashing(target) else "output")
+
+
+def _describe(target) -> str:
+    return f"the input of layer {target.layer.name!r}" if isinstance(target, LayerInput) else f"layer {target.name!r}"
+
+
+def _inline(model: keras.Model, call, args, recorded: dict) -> keras.KerasTensor:
+    """Run ``model``'s graph on ``args`` layer by layer through ``call``, so that what ``call`` records
+    inside it (targets, modified ReLUs) is reachable from the outer graph's input.
+
+    A Sequential is run layer by layer in place. A Functional is cloned onto fresh ``keras.Input``
+    placeholders (``clone_model`` needs real inputs: the tensor reaching a nested base is often the
+    output of a preprocessing layer, not an input), with the tensors recorded inside it as extra
+    outputs; calling that clone on ``args`` then gives the recorded tensors in the outer graph.
+    """
     if isinstance(model, keras.Sequential):
         x = args[0]
         for layer in model.layers:
             x = call(layer, x)
         return x
-    structure = keras.tree.map_structure(lambda t: None, model.input)
-    flat_args = keras.tree.flatten(args)
-    input_tensors = keras.tree.pack_sequence_as(structure, flat_args[: len(keras.tree.flatten(structure))])
+    placeholders = keras.tree.map_structure(lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), model.input)
+    before = set(recorded)
     try:
-        clone = keras.models.clone_model(model, input_tensors=input_tensors,
-                                         clone_function=lambda layer: layer, call_function=call)
+        clone = keras.models.clone_model(model, input_tensors=placeholders, clone_function=lambda layer: layer,
+                                         call_function=call)
     except ValueError as err:
-        raise ValueError(f"cannot reach layers inside model {model.name!r} ({type(model).__name__}): "
-                         "visopt needs Sequential or Functional models for inner targets") from err
-    return clone.outputs[0] if len(clone.outputs) == 1 else clone.outputs
+        raise ValueError(f"cannot reach layers inside model {model.name!r} ({type(model).__name__}): {err}") from err
+    inner = [key for key in recorded if key not in before]
+    outputs = list(clone.outputs)
+    exposed = keras.Model(placeholders, outputs + [recorded[key] for key in inner], name=f"{model.name}_inlined")
+    flat_args = keras.tree.flatten(args)[: len(keras.tree.flatten(placeholders))]
+    results = exposed(keras.tree.pack_sequence_as(placeholders, flat_args))
+    results = results if isinstance(results, (list, tuple)) else [results]
+    for key, tensor in zip(inner, results[len(outputs):]):
+        recorded[key] = tensor
+    return results[0] if len(outputs) == 1 else list(results[:len(outputs)])
 
 
 def _feature_model_from_input(input_tensor, requests: Sequence[LayerRequest]) -> keras.Model:

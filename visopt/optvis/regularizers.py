@@ -90,6 +90,9 @@ class TotalVariation(Term):
     def bind(self, layers, spec: ImageSpec):
         beta = self.beta
         spatial = len(spec.shape) - 1
+        if spatial < 1:
+            raise ValueError(f"TotalVariation needs inputs with spatial axes (images, sequences); this input has "
+                             f"shape {spec.shape} (features only): leave it out (visualize_activation(tv_weight=0))")
         if min(spec.shape[:-1]) < 2:
             raise ValueError(f"TotalVariation needs at least 2 pixels along each spatial axis, image shape "
                              f"is {spec.shape}")

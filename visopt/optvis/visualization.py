@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 
 from visopt._cache import cached, request_key
+from visopt.model.layers import input_shape
 from visopt.optvis.objectives import ActivationMaximization
 from visopt.optvis.optimizer import Optimizer
 from visopt.optvis.regularizers import LPNorm, TotalVariation
@@ -30,7 +31,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         seed_input: starting image(s) in the model's layout (``seed_img`` is accepted too).
         input_range: ``(low, high)`` of the model's input.
         max_iter: optimization steps.
-        act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term).
+        act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term). Total
+            variation needs spatial axes: it is left out for flat (tabular) inputs.
         score: what ActivationMaximization climbs (``"auto"``: log-odds on a softmax layer,
             ``"activation"``, ``"log_probability"``, ``"log_odds"``, ``"margin"``).
         verbose: show a progress bar.
@@ -51,7 +53,7 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)
         if lp_norm_weight:
             energy = energy + lp_norm_weight * LPNorm()
-        if tv_weight:
+        if tv_weight and len(input_shape(model)) > 1:  # inputs without spatial axes (tabular) have no variation
             energy = energy + tv_weight * TotalVariation()
         return Optimizer(model, energy, input_range=input_range, **optimizer_kwargs)
 

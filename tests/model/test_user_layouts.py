@@ -1,0 +1,212 @@
+"""The layouts users build: preprocessing before a nested base, mixed precision, residual heads, tabular inputs."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from visopt import (ActivationMaximization, Optimizer, TotalVariation, visualize_activation, visualize_cam,
+                    visualize_saliency)
+from visopt.model import LayerInput, find_penultimate_layer
+
+
+def base_model():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="b_conv1")(inputs)
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="b_conv2")(x)
+    return keras.Model(inputs, x, name="base")
+
+
+def transfer_model(kind: str):
+    """The Keras transfer-learning guide's layout: preprocessing, then ``base(x, training=False)``, then a head."""
+    keras.utils.set_random_seed(0)
+    base = base_model()
+    if kind == "sequential":
+        return keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255.0), base,
+                                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, name="predictions")])
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="predictions")(x))
+
+
+def images(count=3, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, 16, 16, 3)).astype("float32")
+
+
+def hand_gradcam(feature_model, head, x, classes):
+    """Grad-CAM written out: maps of ``feature_model(x)`` weighted by the mean gradient of the class logit."""
+    maps = tf.Variable(feature_model(x))
+    with tf.GradientTape() as tape:
+        scores = tf.reduce_sum(head(maps) * tf.one_hot(classes, 3), axis=1)
+    weights = tf.reduce_mean(tape.gradient(scores, maps), axis=(1, 2))
+    return np.maximum(np.einsum("nhwc,nc->nhw", maps.numpy(), weights.numpy()), 0)
+
+
+def upsampled(maps, size=16):
+    return tf.image.resize(maps[..., None], (size, size), method="bilinear").numpy()[..., 0]
+
+
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_a_nested_base_after_preprocessing_gives_cams_activations_and_guided_maps(kind):
+    model = transfer_model(kind)
+    base = model.get_layer("base")
+    assert find_penultimate_layer(model, "predictions").name == "b_conv2"
+
+    x, classes = images(), [0, 1, 2]
+    cams = visualize_cam(model, "predictions", classes, x, normalize=None)
+    features = keras.Sequential([model.layers[0] if kind == "sequential" else model.layers[1], base])
+    head = keras.Sequential([keras.Input((12, 12, 6))] + [layer for layer in model.layers[-2:]])
+    np.testing.assert_allclose(cams, upsampled(hand_gradcam(features, head, x, classes)), atol=1e-5)
+
+    result = Optimizer(model, ActivationMaximization("b_conv1", [0, 1, 2, 3])).minimize(
+        max_iter=30, seed=0, verbose=False)
+    score = result.history["activation_maximization"]
+    assert np.all(score[-1] < score[0])  # the energy (minus the filter's mean activation) falls
+
+    guided = visualize_saliency(model, "predictions", classes, x, method="guided")
+    vanilla = visualize_saliency(model, "predictions", classes, x)
+    assert np.all(np.isfinite(guided)) and np.abs(guided - vanilla).max() > 0.05
+
+
+def test_keras_vis_backprop_modifier_names_the_method():
+    model, x = transfer_model("functional"), images(2)
+    np.testing.assert_array_equal(visualize_saliency(model, "predictions", [0, 1], x, backprop_modifier="guided"),
+                                  visualize_saliency(model, "predictions", [0, 1], x, method="guided"))
+    with pytest.raises(ValueError, match=r"unknown backprop_modifier 'magic'; valid: \['deconvnet', 'guided', 'relu'\]"):
+        visualize_saliency(model, "predictions", [0, 1], x, backprop_modifier="magic")
+
+
+# -- residual heads and pooled maps -----------------------------------------------------------------
+def test_the_automatic_gradcam_of_a_residual_block_ending_in_x_plus_y_is_the_hand_gradcam_of_that_map():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(inputs)
+    y = keras.layers.Conv2D(8, 3, padding="same", name="branch")(x)
+    z = x + y  # a Keras op: no layer outputs this map
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(z)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="predictions")(pooled))
+
+    assert find_penultimate_layer(model, "predictions") == LayerInput(model.get_layer("gap"))
+    x_, classes = images(), [2, 0, 1]
+    cams = visualize_cam(model, "predictions", classes, x_, normalize=None)
+    head = keras.Sequential([keras.Input((8, 8, 8)), model.get_layer("gap"), model.get_layer("predictions")])
+    hand = hand_gradcam(keras.Model(inputs, z), head, x_, classes)
+    np.testing.assert_allclose(cams, upsampled(hand), atol=1e-5)
+    # the same map named by hand, and the branch (what the old rule picked) is a different map
+    np.testing.assert_allclose(visualize_cam(model, "predictions", classes, x_, normalize=None,
+                                             penultimate_layer="gap:input"), cams, atol=1e-6)
+    branch = visualize_cam(model, "predictions", classes, x_, normalize=None, penultimate_layer="branch")
+    assert np.abs(branch - cams).max() > 1e-3
+
+
+def test_gradcam_looks_through_spatial_pooling_to_the_last_conv():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="block5_conv3")(inputs)
+    x = keras.layers.MaxPooling2D(name="block5_pool")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    assert find_penultimate_layer(model, -1).name == "block5_conv3"
+
+
+# -- mixed precision --------------------------------------------------------------------------------
+@pytest.fixture
+def mixed_and_float_models():
+    """The same weights twice: under ``mixed_bfloat16`` (a float32 softmax head) and in float32."""
+    def build():
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="c2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32",
+                                                      name="predictions")(x))
+
+    keras.utils.set_random_seed(0)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = build()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    plain = build()
+    plain.set_weights(mixed.get_weights())
+    assert mixed.get_layer("c1").compute_dtype == "bfloat16"
+    return mixed, plain
+
+
+ENTRY_POINTS = {
+    "activation (class)": lambda m, x: visualize_activation(m, "predictions", [0, 1], max_iter=20, seed=0),
+    "activation (filter)": lambda m, x: visualize_activation(m, "c2", [0, 1], max_iter=20, seed=0),
+    "vanilla": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x),
+    "gradient_x_input": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x, method="gradient_x_input"),
+    "guided": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x, method="guided"),
+    "rectified": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x, method="rectified"),
+    "smoothgrad": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x, method="smoothgrad", samples=8,
+                                                  seed=0),
+    "integrated_gradients": lambda m, x: visualize_saliency(m, "predictions", [0, 1], x,
+                                                            method="integrated_gradients", steps=16),
+    "gradcam": lambda m, x: visualize_cam(m, "predictions", [0, 1], x),
+    "gradcam++": lambda m, x: visualize_cam(m, "predictions", [0, 1], x, method="gradcam++"),
+    "scorecam": lambda m, x: visualize_cam(m, "predictions", [0, 1], x, method="scorecam"),
+    "layercam": lambda m, x: visualize_cam(m, "predictions", [0, 1], x, method="layercam"),
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_every_entry_point_runs_under_mixed_bfloat16_and_agrees_with_float32(mixed_and_float_models, entry):
+    mixed, plain = mixed_and_float_models
+    x = images(2)
+    got, want = (np.asarray(ENTRY_POINTS[entry](m, x), np.float32) for m in (mixed, plain))
+    assert np.all(np.isfinite(got)) and got.std() > 0
+    if entry.startswith("activation"):  # different rounding, different path: the own model still agrees
+        return
+    correlation = np.corrcoef(got.ravel(), want.ravel())[0, 1]
+    assert correlation > 0.9, correlation
+
+
+# -- tabular inputs ---------------------------------------------------------------------------------
+def test_activation_maximization_on_a_tabular_model_finds_each_class():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype(int) + 2 * (x[:, 2] > 0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4, activation="softmax", name="out")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=30, verbose=0)
+    rows = visualize_activation(model, "out", [0, 1, 2, 3], input_range=(-3, 3), max_iter=100, seed=0)
+    assert rows.shape == (4, 8) and np.abs(rows).max() <= 3
+    assert list(model.predict(rows, verbose=0).argmax(1)) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"TotalVariation needs inputs with spatial axes.*shape \(8,\)"):
+        Optimizer(model, ActivationMaximization("out", 0) + TotalVariation(), input_range=(-3, 3))
+
+
+# -- ReLU variants under guided backprop and deconvnet --------------------------------------------
+def rectified_model(activation):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, activation=activation, name="c1")(inputs)
+    x = keras.layers.Conv2D(8, 3, name="c2")(x)
+    x = keras.layers.ReLU(max_value=6.0)(x) if activation == "relu6" else keras.layers.Activation(activation)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="predictions")(x))
+
+
+@pytest.mark.parametrize("activation", ["relu6", "leaky_relu"])
+@pytest.mark.parametrize("method", ["guided", "rectified"])
+def test_guided_and_deconvnet_apply_their_rule_to_relu6_and_leaky_relu(activation, method):
+    model, x = rectified_model(activation), images(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "keep their normal gradient" warning: the rule applies
+        modified = visualize_saliency(model, "predictions", [0, 1], x, method=method)
+    vanilla = visualize_saliency(model, "predictions", [0, 1], x)
+    assert np.all(np.isfinite(modified)) and np.abs(modified - vanilla).max() > 0.1
+
+
+def test_guided_on_hard_swish_warns_naming_the_layers_that_keep_their_gradient():
+    model, x = rectified_model("hard_swish"), images(2)
+    with pytest.warns(RuntimeWarning, match=r"2 layer\(s\) with other activations keep their normal gradient: 'c1'"):
+        visualize_saliency(model, "predictions", [0, 1], x, method="guided")
