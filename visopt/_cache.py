@@ -52,8 +52,8 @@ def cached(model, key, build: Callable[[], T]) -> T:
     Thread-safe: two threads asking for the same entry get the same object (built outside the lock,
     so that one slow build does not hold up requests for other models; the first one stored wins).
     """
-    if key is None or not isinstance(model, keras.Model):
-        return build()
+    if key is None or not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
+        return build()  # a subclassed model is a layer of what is built: caching would keep it alive
     with _LOCK:
         entries = _CACHE.setdefault(model, OrderedDict())
         if key in entries:

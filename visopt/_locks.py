@@ -59,7 +59,10 @@ class FolderLock:
             holder = holder() if holder is not None else None
         if holder is not None:
             holder._taken_over()
-        self._handle = open(self.directory / LOCK_NAME, "a+", encoding="utf-8")
+        path = self.directory / LOCK_NAME
+        if path.is_symlink():  # a planted link would have us truncate its target
+            path.unlink()
+        self._handle = open(path, "a+", encoding="utf-8")
         try:
             self._lock_or_refuse()
         except BaseException:
@@ -77,7 +80,8 @@ class FolderLock:
             except BlockingIOError:
                 self._handle.seek(0)
                 holder = self._handle.read().strip() or "unknown"
-                raise FolderBusyError(f"{self.directory} is being written by another process (pid {holder}); "
+                who = "another thread of this process" if holder == str(os.getpid()) else "another process"
+                raise FolderBusyError(f"{self.directory} is being written by {who} (pid {holder}); "
                                       f"two writers would mix their {self.what}: wait for it to finish or "
                                       "choose another folder") from None
         self._handle.seek(0)

@@ -76,6 +76,8 @@ class BackgroundWorker:
         """Queue ``item``; False (and nothing queued) once closed, failed or dead."""
         while not self._closed and self.error is None:
             with self._lock:
+                if self._closed:  # closed while this call waited for the lock: never restart after close
+                    return False
                 if not self._running:
                     self._thread = self._start()
                 try:
@@ -89,7 +91,8 @@ class BackgroundWorker:
     def close(self) -> BaseException | None:
         """Wait for the queued items, end the thread; returns the first error (None when all went well)."""
         if not self._closed:
-            self._closed = True
+            with self._lock:  # a submit in progress finishes first; later ones see the flag
+                self._closed = True
             while self._thread.is_alive():
                 try:
                     self._queue.put(_STOP, timeout=0.5)

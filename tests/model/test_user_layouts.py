@@ -210,3 +210,128 @@ def test_guided_on_hard_swish_warns_naming_the_layers_that_keep_their_gradient()
     model, x = rectified_model("hard_swish"), images(2)
     with pytest.warns(RuntimeWarning, match=r"2 layer\(s\) with other activations keep their normal gradient: 'c1'"):
         visualize_saliency(model, "predictions", [0, 1], x, method="guided")
+
+
+# -- subclassed models ------------------------------------------------------------------------------
+class SubclassedNet(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.c1 = keras.layers.Conv2D(8, 3, activation="relu", name="c1")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(3, name="predictions")
+
+    def call(self, x):
+        return self.head(self.pool(self.c1(x)))
+
+
+def test_a_subclassed_model_gets_output_saliency_and_activation_and_clear_errors_inside():
+    keras.utils.set_random_seed(0)
+    net, x = SubclassedNet(), images(2)
+    with pytest.raises(ValueError, match="call it once on a batch of data"):
+        visualize_saliency(net, -1, [0, 1], x)
+    net(x)
+    maps = visualize_saliency(net, -1, [0, 1], x, normalize=None)
+    with tf.GradientTape() as tape:  # the same gradient by hand
+        inputs = tf.constant(x)
+        tape.watch(inputs)
+        score = tf.reduce_sum(net(inputs) * tf.one_hot([0, 1], 3))
+    np.testing.assert_allclose(maps, np.abs(tape.gradient(score, inputs).numpy()).max(-1), rtol=1e-4, atol=1e-6)
+
+    result = Optimizer(net, ActivationMaximization(-1, [0, 1, 2]), input_range=(0, 255)).minimize(
+        max_iter=30, seed=0, verbose=False)
+    energy = result.history["activation_maximization"]
+    assert np.all(energy[-1] < energy[0])
+    with pytest.raises(ValueError, match="'c1' sits inside the subclassed model"):
+        visualize_saliency(net, "c1", [0, 1], x)
+    with pytest.raises(ValueError, match="a CAM needs the feature maps inside"):
+        visualize_cam(net, -1, [0, 1], x)
+
+
+# -- token inputs -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def text_model():
+    """Tokens -> Embedding -> Conv1D -> max pool -> softmax: class 1 means token 7 occurs."""
+    keras.utils.set_random_seed(0)
+    tokens = np.random.default_rng(0).integers(1, 50, (512, 12))
+    labels = (tokens == 7).any(axis=1).astype(int)
+    inputs = keras.Input((12,), dtype="int32")
+    x = keras.layers.Embedding(50, 8, name="embed")(inputs)
+    x = keras.layers.Conv1D(16, 3, activation="relu")(x)
+    x = keras.layers.GlobalMaxPooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="predictions")(x))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(tokens, labels, epochs=15, verbose=0)
+    assert model.evaluate(tokens, labels, verbose=0)[1] > 0.95
+    return model
+
+
+def sentences():
+    tokens = np.random.default_rng(5).integers(8, 50, (4, 12))  # no token 7 ...
+    tokens[np.arange(4), [2, 4, 6, 9]] = 7  # ... except one, at a known place (inside: a valid conv sees edges less)
+    return tokens
+
+
+@pytest.mark.parametrize("method", ["vanilla", "gradient_x_input", "smoothgrad", "integrated_gradients"])
+def test_token_saliency_is_one_value_per_token_and_points_at_the_deciding_token(text_model, method):
+    maps = visualize_saliency(text_model, "predictions", 1, sentences(), method=method, seed=0) \
+        if method == "smoothgrad" else visualize_saliency(text_model, "predictions", 1, sentences(), method=method)
+    assert maps.shape == (4, 12)
+    assert list(maps.argmax(axis=1)) == [2, 4, 6, 9]
+
+
+def test_integrated_gradients_per_token_are_complete_within_5_percent(text_model):
+    from visopt import IntegratedGradients
+
+    explainer = IntegratedGradients(text_model, "predictions", embedding_layer="embed")
+    tokens = sentences()
+    attributions = explainer.attribute(tokens, 1, steps=128)
+    vectors = explainer.engine.check_images(tokens)
+    selection = explainer.engine.selection(1, len(tokens))
+    gap = explainer.engine.scores(vectors, selection).numpy() - explainer.engine.scores(0 * vectors, selection).numpy()
+    np.testing.assert_allclose(attributions.sum(axis=(1, 2)), gap, rtol=0.05)
+    with pytest.raises(ValueError, match=r"tokens in \[60, 60\]; the embedding 'embed' knows \[0, 49\]"):
+        explainer.attribute(np.full((1, 12), 60), 1)
+
+
+# -- smaller conveniences ---------------------------------------------------------------------------
+def test_filter_indices_none_explains_each_images_predicted_class():
+    model, x = transfer_model("functional"), images(3)
+    predicted = list(model.predict(x, verbose=0).argmax(axis=1))
+    np.testing.assert_array_equal(visualize_saliency(model, "predictions", None, x),
+                                  visualize_saliency(model, "predictions", predicted, x))
+    np.testing.assert_array_equal(visualize_cam(model, "predictions", None, x),
+                                  visualize_cam(model, "predictions", predicted, x))
+
+
+def test_a_model_file_path_works_and_unsafe_files_are_refused(tmp_path):
+    model, x = transfer_model("functional"), images(2)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    np.testing.assert_allclose(visualize_cam(str(path), "predictions", [0, 1], x),
+                               visualize_cam(model, "predictions", [0, 1], x), atol=1e-6)
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(2)])
+    lam.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match="cannot load the model file .*lambda.keras"):
+        visualize_saliency(tmp_path / "lambda.keras", -1, 0, np.zeros((1, 4), np.float32))
+    with pytest.raises(FileNotFoundError, match="no model file at"):
+        visualize_cam(str(tmp_path / "missing.keras"), "predictions", 0, x)
+
+
+def test_an_input_range_that_contradicts_the_models_rescaling_warns():
+    model = transfer_model("functional")
+    with pytest.warns(RuntimeWarning, match=r"input_range=\(0.0, 1.0\) looks wrong.*'rescaling\w*' multiplies inputs by 0.003922"):
+        Optimizer(model, ActivationMaximization("predictions", 0), input_range=(0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Optimizer(model, ActivationMaximization("predictions", 0), input_range=(0, 255))
+
+
+def test_score_cam_says_why_a_map_is_empty_without_blaming_a_gradient():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dead = keras.layers.Dense(1, name="out", kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0))
+    model = keras.Model(inputs, dead(x))  # a regression head whose score never rises
+    with pytest.warns(RuntimeWarning, match="Score-CAM uses no gradient"):
+        visualize_cam(model, "out", 0, images(1), method="scorecam")

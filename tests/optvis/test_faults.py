@@ -148,3 +148,38 @@ def test_a_failing_on_abort_does_not_hide_the_error_or_skip_the_others(optimizer
                            callbacks=[BadAbort(), recorder, StopAt(2, KeyboardInterrupt())])
     assert any("BadAbort.on_abort failed: cannot clean up" in str(w.message) for w in caught)
     assert list(tmp_path.iterdir()) == []  # the recorder after it was still aborted
+
+
+def test_minimize_called_from_its_own_callback_is_refused(optimizer):
+    class Nested(OptimizerCallback):
+        wants_images = False
+
+        def on_step(self, step, images, values):
+            if step == 1:
+                optimizer.minimize(max_iter=2, verbose=False)
+
+    with pytest.raises(RuntimeError, match="from inside a run of the same Optimizer"):
+        optimizer.minimize(max_iter=4, seed=0, verbose=False, callbacks=[Nested()])
+    assert optimizer.minimize(max_iter=2, seed=0, verbose=False).steps == 2  # the lock was released
+
+
+@pytest.mark.parametrize("parameterization", ["pixels", "fourier"])
+def test_result_gradients_belong_to_the_result_even_after_another_run(demo_model, parameterization):
+    opt = Optimizer(demo_model, ActivationMaximization("predictions", [0, 1]), parameterization=parameterization)
+    first = opt.minimize(max_iter=5, seed=0, verbose=False)
+    opt.minimize(max_iter=5, seed=1, verbose=False)  # the same variables, other images
+    again = Optimizer(demo_model, ActivationMaximization("predictions", [0, 1]), parameterization=parameterization)
+    reference = again.minimize(max_iter=5, seed=0, verbose=False)
+    np.testing.assert_allclose(first.gradients, reference.gradients, rtol=1e-4, atol=1e-6)
+
+
+def test_an_interrupt_while_the_animation_is_finished_leaves_no_temporary_file(optimizer, tmp_path, monkeypatch):
+    from visopt.frames import sinks
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sinks._GifSink, "finish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        optimizer.minimize(max_iter=3, seed=0, verbose=False, progress_gif_path=tmp_path / "a.gif")
+    assert list(tmp_path.iterdir()) == []

@@ -263,3 +263,62 @@ def test_a_full_disk_while_rendering_aborts_every_writer_and_leaves_no_partial_f
     assert [name for name in names if name.endswith(".gif")] == ["layer_conv-weights_01.gif",
                                                                  "layer_conv-weights_02.gif"]
     assert all(len(frames_of(folder / name)) == len(SnapshotFolder(folder)) for name in names if name.endswith(".gif"))
+
+
+# -- links and special files planted in a folder ----------------------------------------------------
+def test_a_snapshots_folder_that_is_a_link_is_refused_by_the_reader_and_the_writer(recorded, tmp_path):
+    folder = copy_of(recorded, tmp_path)
+    victim = tmp_path / "victim"
+    (folder / "snapshots").rename(victim)
+    (folder / "snapshots").symlink_to(victim)
+    with pytest.raises(ValueError, match="is not a .npy file inside"):
+        SnapshotFolder(folder)
+    precious = sorted(p.name for p in victim.iterdir())
+    with pytest.raises(OSError, match="is a link"):
+        SnapshotStore(folder, [{"path": "d/kernel", "layer": "d", "index": 1, "name": "layer_d-weights_01",
+                                "shape": [2], "kind": "vector", "gates": 1}])
+    assert sorted(p.name for p in victim.iterdir()) == precious  # nothing deleted through the link
+
+
+def test_the_writer_replaces_planted_links_instead_of_writing_through_them(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    notes, config = tmp_path / "notes.txt", tmp_path / "cfg"
+    notes.write_text("keep me")
+    config.write_text("keep me too")
+    (folder / "journal.jsonl").symlink_to(notes)
+    (folder / ".visopt.lock").symlink_to(config)
+    store = SnapshotStore(folder, [{"path": "d/kernel", "layer": "d", "index": 1, "name": "layer_d-weights_01",
+                                    "shape": [2], "kind": "vector", "gates": 1}])
+    store.append({"epoch": 0, "batch": 0, "step": 0}, [np.zeros(2)])
+    store.close()
+    assert notes.read_text() == "keep me" and config.read_text() == "keep me too"
+    assert len(SnapshotFolder(folder)) == 1
+
+
+def test_a_fifo_in_place_of_a_stack_is_refused_without_blocking(recorded, tmp_path):
+    folder = copy_of(recorded, tmp_path)
+    stack = folder / "snapshots" / "layer_conv-weights_01.npy"
+    stack.unlink()
+    os.mkfifo(stack)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        SnapshotFolder(folder)
+
+
+@pytest.mark.parametrize("name", ["a\nb", "x:ads", "D:evil", "é" * 3, "n" * 129])
+def test_weight_names_are_limited_to_the_characters_the_writer_uses(recorded, tmp_path, name):
+    folder = copy_of(recorded, tmp_path)
+    edit_manifest(folder, lambda m: m["weights"][0].__setitem__("name", name))
+    with pytest.raises(ValueError, match="is not a plain file name"):
+        SnapshotFolder(folder)
+
+
+def test_deeply_nested_json_is_a_one_line_error(recorded, tmp_path):
+    folder = copy_of(recorded, tmp_path)
+    (folder / "manifest.json").write_text("[" * 100000)
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        SnapshotFolder(folder)
+    (tmp_path / "second").mkdir()
+    folder = copy_of(recorded, tmp_path / "second")
+    (folder / "journal.jsonl").write_text("[" * 100000 + "\n")
+    assert len(SnapshotFolder(folder)) == len(SnapshotFolder(recorded))  # the manifest's records, not a crash

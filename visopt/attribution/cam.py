@@ -22,8 +22,8 @@ import numpy as np
 
 from visopt._checks import positive_int
 from visopt.attribution.engine import AttributionEngine, chunks
-from visopt.attribution.maps import NORMALIZATIONS, normalize_maps, unit_range, upsample
-from visopt.model.layers import LayerInput, feature_shape, find_feature, find_layer, find_penultimate_layer
+from visopt.attribution.maps import GRADIENT_VANISHED, NORMALIZATIONS, normalize_maps, unit_range, upsample
+from visopt.model.layers import LayerInput, as_graph, feature_shape, find_feature, find_layer, find_penultimate_layer
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "layercam")
 
@@ -45,6 +45,7 @@ class GradCAM:
     probability = False
 
     def __init__(self, model, layer, penultimate_layer=None):
+        model = as_graph(model)
         target = find_layer(model, layer)
         feature = (find_penultimate_layer(model, target) if penultimate_layer is None
                    else find_feature(model, penultimate_layer))
@@ -110,6 +111,8 @@ class ScoreCAM(GradCAM):
     """
 
     probability = True
+    #: Score-CAM takes no gradient: an empty map means no channel's mask raised the score
+    why_empty = "no channel's masked input scored above zero (Score-CAM uses no gradient; the unit may be dead there)"
 
     def attribute(self, seed_input, filter_indices, *, max_channels: int | None = None,
                   batch_size: int = 256) -> np.ndarray:
@@ -160,7 +163,8 @@ def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer
         model: a Sequential or Functional Keras model (nested models work).
         layer: the explained layer; softmax/sigmoid outputs are explained on their logits
             (Score-CAM uses the probability).
-        filter_indices: an int for every image, or a list with one entry per image.
+        filter_indices: an int for every image, or a list with one entry per image; None explains
+            each image's top unit (the class the model predicts).
         seed_input: one input of the model's shape or a batch.
         penultimate_layer: the feature maps to weight (Layer, name or index, or ``"NAME:input"``:
             the tensor entering layer NAME); by default the last spatial map before the global
@@ -183,7 +187,7 @@ def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer
         raise ValueError(f"unknown normalize {normalize!r}; valid: {list(NORMALIZATIONS)}")
     explainer = _CAM_CLASSES[method](model, layer, penultimate_layer)
     maps = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **options)
-    return normalize_maps(maps, normalize)
+    return normalize_maps(maps, normalize, getattr(explainer, "why_empty", GRADIENT_VANISHED))
 
 
 def _input_spatial(engine: AttributionEngine) -> tuple[int, ...]:

@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from visopt._cache import cached, request_key
 from visopt._checks import input_batch, is_int
-from visopt.model.layers import activation_name, channel_axis, data_format_of, find_feature, find_layer, input_shape
-from visopt.model.surgery import LayerRequest, build_feature_model
+from visopt.model.layers import (activation_name, as_graph, channel_axis, data_format_of, find_embedding, find_feature,
+                                 find_layer, input_shape)
+from visopt.model.surgery import LayerRequest, build_feature_model, model_after
 from visopt.model.units import channel_means, normalize_indices, selection_matrix
 
 
@@ -38,6 +39,8 @@ class AttributionEngine:
         feature_layer: a layer whose output (or a ``LayerInput``: the tensor entering a layer) ``cam``
             returns, with the score's gradient with respect to it.
         probability: score a softmax layer by its probabilities instead of its logits (Score-CAM).
+        embedding_layer: for a model with integer (token) inputs, the Embedding layer whose output
+            vectors are attributed (the first Embedding of the model by default).
 
     Example:
         >>> engine = AttributionEngine.for_model(model, "predictions")
@@ -45,12 +48,18 @@ class AttributionEngine:
     """
 
     def __init__(self, model: keras.Model, layer, *, relu_gradient: str | None = None, feature_layer=None,
-                 probability: bool = False):
+                 probability: bool = False, embedding_layer=None):
+        model = as_graph(model)
         if not isinstance(model, keras.Model):
-            raise TypeError(f"expected a keras Model, got {type(model).__name__}")
-        self.input_shape = input_shape(model)
+            raise TypeError(f"expected a keras Model or the path of a model file, got {type(model).__name__}")
         self.layer = find_layer(model, layer)
         self.feature_layer = None if feature_layer is None else find_feature(model, feature_layer)
+        # integer (token) inputs: everything happens after the embedding, on its vectors
+        self.embedding = find_embedding(model, embedding_layer)
+        self._token_shape = input_shape(model)
+        if self.embedding is not None:
+            model = model_after(model, self.embedding)
+        self.input_shape = input_shape(model)
         self.data_format = data_format_of(model)
         rank = len(self.layer.output.shape)
         self.axis = channel_axis(self.layer, rank)
@@ -82,13 +91,41 @@ class AttributionEngine:
 
     # -- inputs -------------------------------------------------------------------------------
     def check_images(self, seed_input) -> np.ndarray:
-        """``seed_input`` as a float32 batch of the model's input shape (one image gets a batch axis)."""
-        return input_batch(seed_input, self.input_shape)
+        """``seed_input`` as a float32 batch of the model's input shape (one image gets a batch axis).
+
+        For a token model, the tokens' embedding vectors ``(N, T, D)``: what is attributed.
+        """
+        if self.embedding is None:
+            return input_batch(seed_input, self.input_shape)
+        tokens = np.asarray(seed_input)
+        if np.issubdtype(tokens.dtype, np.floating) and tokens.shape[-len(self.input_shape):] == self.input_shape:
+            return input_batch(tokens, self.input_shape)  # embedding vectors already (given, or passed on)
+        if tokens.shape == self._token_shape:
+            tokens = tokens[None]
+        if not np.issubdtype(tokens.dtype, np.integer) or tokens.shape[1:] != self._token_shape:
+            raise ValueError(f"seed_input must be integer tokens of shape (N,) + {self._token_shape}, got "
+                             f"{tokens.dtype} {tokens.shape}")
+        vocabulary = int(self.embedding.input_dim)
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocabulary):
+            raise ValueError(f"seed_input holds tokens in [{tokens.min()}, {tokens.max()}]; the embedding "
+                             f"{self.embedding.name!r} knows [0, {vocabulary - 1}]")
+        return keras.ops.convert_to_numpy(keras.ops.cast(self.embedding(tokens), "float32"))
 
     def inputs(self, seed_input, filter_indices) -> tuple[np.ndarray, np.ndarray]:
-        """The checked images and their one-hot unit selection: what every method starts from."""
+        """The checked images and their one-hot unit selection: what every method starts from.
+
+        ``filter_indices=None`` explains each image's top unit (its predicted class).
+        """
         images = self.check_images(seed_input)
+        if filter_indices is None:
+            filter_indices = self.top_units(images)
         return images, self.selection(filter_indices, len(images))
+
+    def top_units(self, images: np.ndarray, batch_size: int = 256) -> list[int]:
+        """The unit with the highest score (the class the model predicts) for each image."""
+        means = [channel_means(self._outputs(images[part])[0], self.axis).numpy()
+                 for part in chunks(len(images), batch_size)]
+        return [int(unit) for unit in np.concatenate(means).argmax(axis=1)]
 
     def selection(self, filter_indices, batch: int) -> np.ndarray:
         """One-hot rows ``(batch, units)``: an int for every image, or a list with one entry per image.
@@ -97,7 +134,8 @@ class AttributionEngine:
         """
         rows = normalize_indices(filter_indices)
         if rows is None:
-            raise TypeError("filter_indices must be an int or a list with one entry per image, got None")
+            raise TypeError("filter_indices must be an int or a list with one entry per image, got None (None is "
+                            "each image's top unit: pass it to visualize_saliency, visualize_cam or inputs())")
         if is_int(filter_indices):
             rows = rows * batch  # one int: the same unit for every image
         elif len(rows) != batch:

@@ -30,10 +30,14 @@ def reduce_channels(attributions: np.ndarray, axis: int | None, reduction: str =
     return np.abs(attributions).max(axis=axis)
 
 
-def normalize_maps(maps, mode: str | None = "per_sample") -> np.ndarray:
+#: Why a gradient map comes out all zero (the default reason ``normalize_maps`` gives).
+GRADIENT_VANISHED = "the score's gradient vanished there (a dead ReLU unit, or a saturated input)"
+
+
+def normalize_maps(maps, mode: str | None = "per_sample", why_empty: str = GRADIENT_VANISHED) -> np.ndarray:
     """Scale non-negative maps into [0, 1]: each by its own maximum (``"per_sample"``) or all by the
     largest (``"shared"``, to compare samples); None leaves them. All-zero maps stay zero, with a
-    warning naming them (the unit's gradient vanished there: a dead unit, or a saturated input).
+    warning naming them and ``why_empty`` (by default: the unit's gradient vanished there).
 
     Example:
         >>> normalize_maps(np.array([[[0., 2.]], [[1., 4.]]]), "shared").max(axis=(1, 2))
@@ -47,8 +51,7 @@ def normalize_maps(maps, mode: str | None = "per_sample") -> np.ndarray:
     peaks = maps.reshape(len(maps), -1).max(axis=1)
     empty = np.flatnonzero(peaks <= 0)
     if len(empty):
-        warnings.warn(f"the maps of samples {empty.tolist()} are all zero: the score's gradient vanished there "
-                      "(a dead ReLU unit, or a saturated input)", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"the maps of samples {empty.tolist()} are all zero: {why_empty}", RuntimeWarning, stacklevel=2)
     if mode is None:
         return maps
     scale = np.full_like(peaks, peaks.max()) if mode == "shared" else peaks

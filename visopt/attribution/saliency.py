@@ -43,8 +43,9 @@ class Gradient:
     #: how ``visualize_saliency`` reduces the channel axis: the largest |value| ("max") or |sum| ("sum")
     channel_reduction = "max"
 
-    def __init__(self, model, layer):
-        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=self.relu_gradient)
+    def __init__(self, model, layer, *, embedding_layer=None):
+        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=self.relu_gradient,
+                                                  embedding_layer=embedding_layer)
 
     def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
         """Attributions in the shape of ``seed_input`` (a batch), float32."""
@@ -90,13 +91,14 @@ class SmoothGrad:
         >>> maps = SmoothGrad(model, "predictions").attribute(images, 3, samples=50, noise=0.2)
     """
 
-    def __init__(self, model, layer, method=Gradient):
+    def __init__(self, model, layer, method=Gradient, *, embedding_layer=None):
         method_class = method if isinstance(method, type) else type(method)
         if method_class not in (Gradient, GuidedBackprop, Deconvnet):
             raise TypeError(f"SmoothGrad wraps Gradient, GuidedBackprop or Deconvnet, got {method!r}")
         self.method = method_class
         self.channel_reduction = method_class.channel_reduction
-        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=method_class.relu_gradient)
+        self.engine = AttributionEngine.for_model(model, layer, relu_gradient=method_class.relu_gradient,
+                                                  embedding_layer=embedding_layer)
 
     def attribute(self, seed_input, filter_indices, *, samples: int = 50, noise: float = 0.2,
                   kind: str = "smoothgrad", seed: int = 0, batch_size: int = 256) -> np.ndarray:
@@ -182,18 +184,18 @@ _METHOD_CLASSES = {"vanilla": Gradient, "gradient_x_input": GradientXInput, "gui
                    "rectified": Deconvnet, "integrated_gradients": IntegratedGradients}
 
 
-def saliency_method(model, layer, method: str = "vanilla"):
+def saliency_method(model, layer, method: str = "vanilla", *, embedding_layer=None):
     """The method object behind ``visualize_saliency(method=...)``."""
     if method in NOISE_KINDS:
-        return SmoothGrad(model, layer)
+        return SmoothGrad(model, layer, embedding_layer=embedding_layer)
     if method not in _METHOD_CLASSES:
         raise ValueError(f"unknown saliency method {method!r}; valid: {list(METHODS)}")
-    return _METHOD_CLASSES[method](model, layer)
+    return _METHOD_CLASSES[method](model, layer, embedding_layer=embedding_layer)
 
 
 def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str = "vanilla",
                        keepdims: bool = False, normalize: str | None = "per_sample", batch_size: int = 256,
-                       **hyperparameters) -> np.ndarray:
+                       embedding_layer=None, **hyperparameters) -> np.ndarray:
     """Saliency maps of ``layer``'s units for each image of ``seed_input``, float32 in [0, 1].
 
     Args:
@@ -201,7 +203,8 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
         layer: the explained layer (Layer, name or index): the output layer for a class (its
             logits when it is softmax/sigmoid), a regression output, or an intermediate layer.
         filter_indices: an int for every image, or a list with one entry per image (an entry may
-            be a list of units explained together).
+            be a list of units explained together); None explains each image's top unit (the class
+            the model predicts).
         seed_input: one input of the model's shape or a batch of them.
         method: one of ``METHODS``: ``vanilla`` (|gradient|), ``gradient_x_input``, ``guided``
             (guided backprop), ``rectified`` (deconvnet), ``smoothgrad`` / ``vargrad`` /
@@ -211,6 +214,9 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
         normalize: ``"per_sample"`` scales each map by its maximum, ``"shared"`` all maps by the
             largest, None returns the unscaled magnitudes.
         batch_size: rows per pass through the model (noisy copies and path points included).
+        embedding_layer: for a model with integer (token) inputs, the Embedding layer in whose
+            output space the maps are computed (noise, paths and baselines included); the first
+            Embedding by default. Each token gets one value (its vector's channels reduced).
 
     Returns:
         ``(N, *spatial)`` maps: ``(N, H, W)`` for images, ``(N, T)`` for sequences, ``(N, F)`` for
@@ -224,7 +230,7 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"unknown normalize {normalize!r}; valid: {list(NORMALIZATIONS)}")
     method = _keras_vis_modifier(method, hyperparameters.pop("backprop_modifier", None))
-    explainer = saliency_method(model, layer, method)
+    explainer = saliency_method(model, layer, method, embedding_layer=embedding_layer)
     if method in NOISE_KINDS:
         hyperparameters["kind"] = method
     attributions = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **hyperparameters)

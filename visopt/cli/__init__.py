@@ -27,6 +27,7 @@ def main(argv=None) -> int:
         0
     """
     parser = argparse.ArgumentParser(prog="visopt", description="visopt command-line tools")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         add(subparsers)
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
         print(f"visopt {args.command}: interrupted; nothing partial was kept", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - a shell user gets one line, not a traceback
+        if args.debug:
+            raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"visopt {args.command}: error: {_one_line(str(message))}", file=sys.stderr)
         return 1

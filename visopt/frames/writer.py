@@ -195,7 +195,8 @@ class FrameWriter:
         """Stop without publishing: the final name keeps what it held before (or stays absent).
 
         The partial output is deleted, or with ``keep_partial`` published under
-        :func:`partial_path` (``run.partial.gif``), which is returned. Never raises: it runs while
+        :func:`partial_path` (``run.partial.gif``), which is returned. TensorBoard is the exception:
+        events go into the log folder as they are written, so an aborted run's events stay there. Never raises: it runs while
         another error is on its way (an interrupt, a full disk), and a partial file that cannot be
         kept is deleted instead.
         """
@@ -207,7 +208,8 @@ class FrameWriter:
         self._pending = []
         error = self._worker.close()
         self._finalizer.detach()
-        if keep_partial and error is None and self.frames_written:
+        # TensorBoard events are appended to the log folder as they come: there is nothing to keep apart
+        if keep_partial and error is None and self.frames_written and self.format != "tensorboard":
             self._sink.path = partial_path(self.path)
             try:
                 self._sink.finish()

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterator, Union
 
@@ -86,7 +87,7 @@ def find_layer(model: keras.Model, spec: LayerSpec) -> keras.layers.Layer:
     """
     if isinstance(spec, keras.layers.Layer):
         if spec is model or any(layer is spec for layer in iter_layers(model)):
-            return spec
+            return _reachable(model, spec)
         raise ValueError(f"layer {spec.name!r} is not part of model {model.name!r}; "
                          f"valid names: {layer_names(model)}")
     if isinstance(spec, bool) or not isinstance(spec, (int, str)):
@@ -100,8 +101,19 @@ def find_layer(model: keras.Model, spec: LayerSpec) -> keras.layers.Layer:
         return model.layers[spec]
     matches = [visit for visit in walk(model) if visit.name == spec]
     if matches:
-        return min(matches, key=lambda visit: visit.depth).layer
+        return _reachable(model, min(matches, key=lambda visit: visit.depth).layer)
     raise ValueError(f"no layer named {spec!r} in model {model.name!r}; valid names: {layer_names(model)}")
+
+
+def _reachable(model, layer):
+    """``layer``, unless it sits inside a subclassed model, whose ``call`` hides its inner tensors."""
+    for visit in walk(model):
+        if visit.is_model and visit.layer is not layer and not is_graph(visit.layer) \
+                and contains(visit.layer, {id(layer)}):
+            raise ValueError(f"layer {layer.name!r} sits inside the subclassed model {visit.name!r}, whose call() is "
+                             "Python code that visopt cannot rewire: use its output (layer=-1), or build it with the "
+                             "functional API (keras.Model(inputs, outputs)) to reach inner layers")
+    return layer
 
 
 def layer_names(model: keras.Model, nested: bool = True) -> list[str]:
@@ -152,6 +164,103 @@ def rectifier(layer: keras.layers.Layer):
         return layer.call
     if activation_name(layer) in RECTIFIERS:
         return layer.activation
+    return None
+
+
+def load_model_file(path) -> keras.Model:
+    """A model file (``.keras``, or ``.h5``) loaded for reading only: ``safe_mode`` on (a file may come from
+    anyone: no arbitrary code from Lambda layers), not compiled.
+
+    Example:
+        >>> visualize_cam("runs/classifier.keras", "predictions", None, images)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at {path!r}: give a keras.Model or the path of a .keras file")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, OSError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot load the model file {path!r}: {first}") from err
+
+
+def is_graph(model) -> bool:
+    """Whether ``model`` is a graph visopt can read and rewire (Sequential, Functional), not a subclassed model."""
+    if isinstance(model, keras.Sequential):  # a graph even before it is built
+        return True
+    try:
+        model.inputs
+    except AttributeError:
+        return False
+    return True
+
+
+def as_graph(model):
+    """``model`` when it is a graph (or an input tensor, or not a model); a path, loaded (see
+    :func:`load_model_file`); a subclassed model, which has been called on data, wrapped in a
+    one-layer Functional model with the input shape it was built for.
+
+    Its output is then a target like any layer's; the layers inside its ``call`` (Python code)
+    cannot be rewired, and :func:`~visopt.model.surgery.build_feature_model` says so.
+
+    Example:
+        >>> net = MyNet(); net(x_batch)          # a subclassed model, called once
+        >>> as_graph(net).layers[-1] is net
+        True
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model_file(model)
+    if not isinstance(model, keras.Model) or is_graph(model):
+        return model
+    shape = (model.get_build_config() or {}).get("input_shape") if model.built else None
+    if not isinstance(shape, (tuple, list)) or not shape or isinstance(shape[0], (tuple, list, dict)):
+        raise ValueError(f"the subclassed model {model.name!r} has no single input shape yet: call it once on a "
+                         f"batch of data (model(x)) before visualizing it, or build it with keras.Input")
+    inputs = keras.Input(batch_shape=(None,) + tuple(shape[1:]))
+    return keras.Model(inputs, model(inputs), name=f"{model.name}_graph")
+
+
+def find_embedding(model, spec=None):
+    """The Embedding layer that turns an integer input into vectors, or None for a float input.
+
+    Gradients do not reach integer inputs: attribution for token models is taken in the embedding
+    space. ``spec`` names the layer; by default it is the first ``Embedding`` of the outer graph.
+
+    Example:
+        >>> find_embedding(text_model).name
+        'embedding'
+    """
+    dtype = str(model_input(model).dtype)
+    if not dtype.startswith(("int", "uint", "bool")):
+        if spec is not None:
+            raise ValueError(f"embedding_layer={spec!r} is for models with integer (token) inputs; model "
+                             f"{model.name!r} takes {dtype}")
+        return None
+    if spec is not None:
+        layer = find_layer(model, spec)
+    else:
+        layer = next((layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)), None)
+        if layer is None:
+            raise ValueError(f"model {model.name!r} takes integer inputs ({dtype}) but has no Embedding layer in "
+                             "its outer graph: name the layer that turns them into vectors with embedding_layer=")
+    if not any(layer is top for top in model.layers):
+        raise ValueError(f"the embedding layer {layer.name!r} must be a layer of model {model.name!r} itself, "
+                         "not of a nested model")
+    return layer
+
+
+def input_rescaling(model):
+    """The ``Rescaling`` layer a model applies to its raw input (before any layer with weights), or None.
+
+    It tells the input range the model was built for: ``Rescaling(1/255)`` expects pixel values in
+    [0, 255].
+    """
+    for visit in walk(model):
+        layer = visit.layer
+        if isinstance(layer, keras.layers.Rescaling):
+            return layer
+        if not visit.is_model and layer.weights and not isinstance(layer, keras.layers.Normalization):
+            return None
     return None
 
 
@@ -264,6 +373,9 @@ def find_penultimate_layer(model: keras.Model, layer):
         'block5_conv3'
     """
     target = find_layer(model, layer)
+    if isinstance(target, keras.Model) and not is_graph(target):
+        raise ValueError(f"a CAM needs the feature maps inside {target.name!r}, a subclassed model whose call() "
+                         "hides them: build it with the functional API, or use saliency (visualize_saliency)")
     visits = []
     for visit in walk(model):
         if visit.layer is target:

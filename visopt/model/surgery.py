@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from visopt.model.layers import (OTHER_NONLINEARITIES, FeatureSpec, LayerInput, activation_name, contains, find_feature,
-                                 is_squashing, iter_layers, model_input, rectifier)
+                                 is_graph, is_squashing, iter_layers, model_input, rectifier)
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,10 @@ def _inline(model: keras.Model, call, args, recorded: dict) -> keras.KerasTensor
         for layer in model.layers:
             x = call(layer, x)
         return x
+    if not is_graph(model):
+        raise ValueError(f"the requested layers sit inside the subclassed model {model.name!r}, whose call() is "
+                         "Python code that visopt cannot rewire: explain or maximize its output (layer=-1), or build "
+                         "it with the functional API (keras.Model(inputs, outputs)) to reach its inner layers")
     placeholders = keras.tree.map_structure(lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), model.input)
     before = set(recorded)
     try:
@@ -213,6 +217,25 @@ def _inline(model: keras.Model, call, args, recorded: dict) -> keras.KerasTensor
     for key, tensor in zip(inner, results[len(outputs):]):
         recorded[key] = tensor
     return results[0] if len(outputs) == 1 else list(results[:len(outputs)])
+
+
+def model_after(model: keras.Model, layer: keras.layers.Layer) -> keras.Model:
+    """The part of ``model`` after ``layer`` (a layer of ``model`` itself), taking ``layer``'s output as input.
+
+    Used to take gradients in an embedding space: the tokens cannot be differentiated, the vectors
+    the Embedding layer makes of them can.
+
+    Example:
+        >>> tail = model_after(text_model, text_model.get_layer("embedding"))
+        >>> tail(vectors)        # the same outputs as text_model(tokens)
+    """
+    if isinstance(model, keras.Sequential):
+        index = next(i for i, top in enumerate(model.layers) if top is layer)
+        shape = layer.compute_output_shape(model_input(model).shape)
+        return keras.Sequential([keras.Input(batch_shape=shape)] + model.layers[index + 1:],
+                                name=f"{model.name}_after_{layer.name}")
+    return keras.Model(layer.output, model.outputs if len(model.outputs) > 1 else model.output,
+                       name=f"{model.name}_after_{layer.name}")
 
 
 def _feature_model_from_input(input_tensor, requests: Sequence[LayerRequest]) -> keras.Model:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from visopt._checks import check_range, input_batch, positive_int, positive_number
-from visopt.model.layers import data_format_of, find_layer, input_shape
+from visopt.model.layers import as_graph, data_format_of, find_layer, input_rescaling, input_shape
 from visopt.model.surgery import build_feature_model
 from visopt.optvis.energy import Energy, ImageSpec, TermInputs
 from visopt.optvis.optimizer_callback import OptimizerCallback
@@ -99,6 +99,9 @@ class Optimizer:
 
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
+        model = as_graph(model)
+        if isinstance(model, keras.Model):
+            _check_range_against_preprocessing(model, self.input_range)
         self.model_shape = input_shape(model)
         requests, term_slots = self._collect_requests()
         layers = _resolve_layers(model, requests)
@@ -122,7 +125,8 @@ class Optimizer:
         self.transforms = user_transforms
         self._programs: dict[tuple, Program] = {}
         self._jitters: dict[float, Jitter] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread running minimize, to refuse a nested call
 
     # -- construction helpers ---------------------------------------------------------------
     def _auto_parameterization(self, model) -> str:
@@ -219,13 +223,24 @@ class Optimizer:
                          learning_rate, progress_gif_path, frame_every)
         # The programs' variables belong to this Optimizer: two threads running it at once would
         # update the same images. One run at a time; other Optimizers (other requests) run in parallel.
+        if self._owner == threading.get_ident():
+            raise RuntimeError("minimize was called from inside a run of the same Optimizer (from a callback?): "
+                               "it would reset the images of the run in progress; use another Optimizer")
         with self._lock:
-            program = self._program(run.batch, run.transforms, run.keep_best)
-            start = run.seed_images
-            if start is None:
-                start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
-            program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
-            return self._loop(program, run)
+            self._owner = threading.get_ident()
+            try:
+                return self._run(run)
+            finally:
+                self._owner = None
+
+    def _run(self, run: _Run) -> OptimizationResult:
+        """Reset the program of ``run`` and loop (under the Optimizer's lock)."""
+        program = self._program(run.batch, run.transforms, run.keep_best)
+        start = run.seed_images
+        if start is None:
+            start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
+        program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
+        return self._loop(program, run)
 
     def _plan(self, seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
               learning_rate, progress_gif_path, frame_every) -> _Run:
@@ -278,7 +293,7 @@ class Optimizer:
             try:
                 cb.on_end(result)
             except BaseException as error:
-                _abort(run.callbacks[i + 1:], error)
+                _abort(run.callbacks[i:], error)  # the one that failed too: it may have left a temporary file
                 raise
         return result
 
@@ -353,6 +368,7 @@ class Optimizer:
         """The result at ``image`` (the last finite iterate of a stopped run), else at the variables' image."""
         image = program.param() if image is None else image
         images = image.numpy()
+        image = tf.constant(images)  # a copy: the pixel parameterization returns its live variable
         if not np.all(np.isfinite(images)):
             raise FloatingPointError("the optimized images contain NaN/Inf values")
         batch = images.shape[0]
@@ -364,6 +380,21 @@ class Optimizer:
             best_loss = program.best.loss.numpy()
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
                                   gradient_fn=lambda: program.gradient(image).numpy())
+
+
+def _check_range_against_preprocessing(model, input_range) -> None:
+    """Warn when ``input_range`` contradicts the model's own input scaling (a Rescaling layer up front)."""
+    layer = input_rescaling(model)
+    scale = getattr(layer, "scale", None)
+    if not isinstance(scale, (int, float)) or not 0 < scale < 0.1:
+        return  # no layer, a per-channel scale, or not a scaling down: nothing to tell
+    low, high = input_range
+    if high - low < 0.1 / scale:  # e.g. [0, 1] into Rescaling(1/255): the model would see [0, 0.004]
+        expected = 1.0 / scale
+        warnings.warn(f"input_range={input_range} looks wrong for this model: its layer {layer.name!r} multiplies "
+                      f"inputs by {scale:.4g}, so it expects raw values spanning about {expected:.4g} (e.g. "
+                      f"input_range=(0, 255) for Rescaling(1/255)); the images would be nearly uniform to it",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _abort(callbacks, error: BaseException) -> None:

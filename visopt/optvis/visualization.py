@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 
 from visopt._cache import cached, request_key
-from visopt.model.layers import input_shape
+from visopt.model.layers import as_graph, input_shape
 from visopt.optvis.objectives import ActivationMaximization
 from visopt.optvis.optimizer import Optimizer
 from visopt.optvis.regularizers import LPNorm, TotalVariation
@@ -23,7 +23,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
     """Images that maximize filters or units of ``layer``: one image per entry of ``filter_indices``.
 
     Args:
-        model: a Keras model (or, keras-vis form, its input tensor ``model.input``).
+        model: a Keras model, the path of a ``.keras`` file (loaded with ``safe_mode``), or
+            (keras-vis form) its input tensor ``model.input``.
         layer: a Keras layer, its name or its index in ``model.layers``. A softmax/sigmoid layer is
             climbed on its logits.
         filter_indices: an int gives one image, a list a batch (``[20, 20, 20]``: three different
@@ -48,6 +49,7 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         >>> grid = stitch_images(images)
     """
     optimizer_kwargs = {k: optimizer_params.pop(k) for k in _OPTIMIZER_ARGS if k in optimizer_params}
+    model = as_graph(model)  # a path is loaded once per call; a subclassed model is wrapped
 
     def build() -> Optimizer:
         energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)

@@ -26,8 +26,9 @@ from visopt.render.weight_images import LAYOUTS
 from visopt.training.snapshot_store import (DEFAULTS, FORMAT_NAME, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME,
                                             RENDER_FORMATS, SNAPSHOT_FOLDER)
 
-# Names become file names (of stacks and of animations): one path component, no hidden files.
-_PLAIN_NAME = re.compile(r"[^/\\\x00]{1,200}")
+# Names become file names (of stacks and of animations): the characters the writer uses
+# (visopt.model.weights sanitizes layer names to them), one path component, no hidden files.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+\-]{1,128}")
 _RECORD_KEYS = ("epoch", "batch", "step")
 
 
@@ -108,7 +109,7 @@ def _read_manifest(directory: Path) -> dict:
         raise FileNotFoundError(f"no {MANIFEST_NAME} in {directory}: not a WeightSnapshot output folder")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ValueError(f"{path} is not a visopt weight snapshot manifest")
@@ -135,7 +136,8 @@ def _checked_weights(weights, directory: Path, where: Path) -> list[dict]:
                 raise ValueError(f"{field}.{key} must be a non-empty string, got {_short(weight.get(key))}")
         name = weight["name"]
         if not _PLAIN_NAME.fullmatch(name) or name.startswith("."):
-            raise ValueError(f"{field}.name {name!r} is not a plain file name (no folders, no leading dot)")
+            raise ValueError(f"{field}.name {name!r} is not a plain file name (letters, digits, _ . + -; no leading "
+                         "dot; at most 128)")
         if name in seen:
             raise ValueError(f"{field}.name {name!r} appears twice")
         seen.add(name)
@@ -156,10 +158,14 @@ def _checked_file(file, directory: Path, field: str) -> str:
     if not isinstance(file, str) or "\x00" in file:
         raise ValueError(f"{field}.file must be a string, got {_short(file)}")
     relative = Path(file)
-    inside = (directory / SNAPSHOT_FOLDER).resolve()
+    # the snapshots folder itself must not be a link: it would make "inside" anywhere
+    inside = directory.resolve() / SNAPSHOT_FOLDER
+    target = directory / relative
     if (relative.is_absolute() or ".." in relative.parts or relative.suffix != ".npy"
-            or not (directory / relative).resolve().is_relative_to(inside)):
+            or (directory / SNAPSHOT_FOLDER).is_symlink() or not target.resolve().is_relative_to(inside)):
         raise ValueError(f"{field}.file {file!r} is not a .npy file inside {directory / SNAPSHOT_FOLDER}")
+    if target.exists() and not target.is_file():  # a FIFO or a device would block or stream forever
+        raise ValueError(f"{field}.file {file!r} is not a regular file")
     return file
 
 
@@ -203,13 +209,13 @@ def _checked_nonfinite(nonfinite, weights: list[dict], where: Path) -> dict[str,
 
 def _read_journal(path: Path) -> list[dict]:
     """The journal's records, up to the first line that is not a complete record (a write cut short)."""
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         return []
     records = []
     for line in path.read_bytes().split(b"\n")[:-1]:  # the last piece has no newline: cut short, or empty
         try:
             records += _checked_records([json.loads(line)], "journal")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             break
     return records
 

@@ -141,6 +141,8 @@ class SnapshotStore:
     def __init__(self, directory, weights, settings=None, model: str | None = None):
         self.directory = Path(directory)
         folder = self.directory / SNAPSHOT_FOLDER
+        if folder.is_symlink():  # stale stacks are deleted in it: never in a folder elsewhere
+            raise OSError(f"{folder} is a link; WeightSnapshot writes only into a real folder")
         folder.mkdir(parents=True, exist_ok=True)
         self.superseded = False
         self._guard = threading.Lock()  # an append and a takeover by a newer store never overlap
@@ -159,7 +161,10 @@ class SnapshotStore:
         try:
             for stale in folder.glob("*.npy"):
                 stale.unlink()
-            (self.directory / JOURNAL_NAME).write_bytes(b"")
+            journal = self.directory / JOURNAL_NAME
+            if journal.is_symlink():  # replaced, never written through
+                journal.unlink()
+            journal.write_bytes(b"")
             for weight in self.weights:
                 self._stacks.append(NpyStack(self.directory / weight["file"], weight["shape"]))
             self.write_manifest()
