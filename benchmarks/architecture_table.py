@@ -69,6 +69,7 @@ except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
 import visopt.model  # noqa: E402
+from visopt.model.layers import feature_shape  # noqa: E402
 from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 
 ARCHITECTURES = {
@@ -133,7 +134,8 @@ def verdict(result) -> str:
     if not np.all(np.isfinite(array)):
         return "NOT FINITE"
     flat = array.reshape(len(array), -1)
-    return "ok (constant)" if np.any(flat.max(axis=1) == flat.min(axis=1)) else "ok"
+    constant = int(np.sum(flat.max(axis=1) == flat.min(axis=1)))
+    return f"ok (constant: {constant} of {len(flat)})" if constant else "ok"
 
 
 def hand_gradcam(images, base, rescaling, pooling, head, size: int) -> np.ndarray:
@@ -151,18 +153,24 @@ def hand_gradcam(images, base, rescaling, pooling, head, size: int) -> np.ndarra
     return tf.image.resize(cams[..., None], (size, size), method="bilinear")[..., 0].numpy()
 
 
-def compare(cams: np.ndarray, hand: np.ndarray) -> tuple[float, float]:
-    """(lowest per-image Pearson correlation, max |difference| / max(hand))."""
-    correlations = []
+def compare(cams: np.ndarray, hand: np.ndarray) -> dict:
+    """The lowest per-image Pearson correlation over the images whose hand map is not constant (a
+    constant map has none), max |difference| / max(hand) over all images, and the constant maps."""
+    correlations, constant_hand, constant_ours = [], 0, 0
     for a, b in zip(cams, hand):
         a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-        correlations.append(float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan"))
+        constant_hand += int(b.std() == 0)
+        constant_ours += int(a.std() == 0)
+        if b.std() > 0:
+            correlations.append(float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 else 0.0)
     peak = float(np.max(hand))
     relative = float(np.max(np.abs(cams - hand))) / peak if peak > 0 else float("nan")
-    return min(correlations), relative
+    return {"correlation": min(correlations) if correlations else float("nan"), "relative": relative,
+            "compared": len(correlations), "constant_hand": constant_hand, "constant_ours": constant_ours}
 
 
 def run_architecture(row: str, size: int, images: np.ndarray, log) -> dict:
+    """Build one row's model, run every entry point on it, and check its Grad-CAM map."""
     mixed = row == MIXED
     name = "MobileNetV2" if mixed else row
     record = {"cells": {}, "cam": {}, "seconds": 0.0}
@@ -179,50 +187,8 @@ def run_architecture(row: str, size: int, images: np.ndarray, log) -> dict:
             return record
         log(f"  built in {time.perf_counter() - start:.1f} s: {model.count_params():,} parameters, "
             f"base output {tuple(base.output.shape)}")
-        try:
-            inner = inner_layer(base)
-        except Exception as error:  # noqa: BLE001
-            inner = None
-            record["cells"]["inner filter"] = describe(error)
-        record["inner"] = inner
-
-        calls = {"class images": lambda: visopt.visualize_activation(model, "predictions", CLASSES, max_iter=3, seed=0)}
-        if inner is not None:
-            calls["inner filter"] = lambda: visopt.visualize_activation(model, inner, CLASSES, max_iter=3, seed=0)
-        for method, options in SALIENCY.items():
-            calls[method] = (lambda m=method, o=options:
-                             visopt.visualize_saliency(model, "predictions", CLASSES, images, method=m, **o))
-        for method, options in CAMS.items():
-            calls[method] = (lambda m=method, o=options:
-                             visopt.visualize_cam(model, "predictions", CLASSES, images, method=m, **o))
-        for column, call in calls.items():
-            t0 = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    record["cells"][column] = verdict(call())
-            except Exception as error:  # noqa: BLE001 - one failure never stops the run
-                record["cells"][column] = describe(error)
-            log(f"  {column:<22} {time.perf_counter() - t0:6.1f} s  {record['cells'][column]}")
-
-        # Which map Grad-CAM picks, and how it compares with the hand Grad-CAM on the base's output.
-        cam = record["cam"]
-        try:
-            feature = visopt.model.find_penultimate_layer(model, "predictions")
-            cam["map"] = feature.name
-        except Exception as error:  # noqa: BLE001
-            cam["map"] = describe(error)
-        try:
-            hand = hand_gradcam(images, base, rescaling, pooling, head, size)
-            ours = visopt.visualize_cam(model, "predictions", CLASSES, images, normalize=None)
-            cam["correlation"], cam["relative"] = compare(ours, hand)
-            cam["hand_max"] = float(np.max(hand))
-            cam["zero_maps"] = int(sum(float(np.max(h)) == 0.0 for h in hand))
-        except Exception as error:  # noqa: BLE001
-            cam["error"] = describe(error)
-        log(f"  Grad-CAM map {cam.get('map')!r}: " + (cam["error"] if "error" in cam else
-            f"correlation with the hand Grad-CAM {cam['correlation']:.4f}, max |difference| / max(hand) "
-            f"{cam['relative']:.2e}, hand maps all zero: {cam['zero_maps']}"))
+        run_cells(model, base, images, record, log)
+        record["cam"] = check_cam_map(model, base, rescaling, pooling, head, images, size, log)
         return record
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -231,9 +197,59 @@ def run_architecture(row: str, size: int, images: np.ndarray, log) -> dict:
         gc.collect()
 
 
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
+def run_cells(model, base, images: np.ndarray, record: dict, log) -> None:
+    """Every entry point once; each cell guarded so that one failure never stops the run."""
+    try:
+        inner = inner_layer(base)
+    except Exception as error:  # noqa: BLE001
+        inner = None
+        record["cells"]["inner filter"] = describe(error)
+    record["inner"] = inner
+    calls = {"class images": lambda: visopt.visualize_activation(model, "predictions", CLASSES, max_iter=3, seed=0)}
+    if inner is not None:
+        calls["inner filter"] = lambda: visopt.visualize_activation(model, inner, CLASSES, max_iter=3, seed=0)
+    for method, options in SALIENCY.items():
+        calls[method] = (lambda m=method, o=options:
+                         visopt.visualize_saliency(model, "predictions", CLASSES, images, method=m, **o))
+    for method, options in CAMS.items():
+        calls[method] = (lambda m=method, o=options:
+                         visopt.visualize_cam(model, "predictions", CLASSES, images, method=m, **o))
+    for column, call in calls.items():
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                record["cells"][column] = verdict(call())
+        except Exception as error:  # noqa: BLE001 - one failure never stops the run
+            record["cells"][column] = describe(error)
+        log(f"  {column:<22} {time.perf_counter() - t0:6.1f} s  {record['cells'][column]}")
+
+
+def check_cam_map(model, base, rescaling, pooling, head, images: np.ndarray, size: int, log) -> dict:
+    """Which map Grad-CAM picks, and how it compares with the hand Grad-CAM on the base's output."""
+    cam = {}
+    try:
+        feature = visopt.model.find_penultimate_layer(model, "predictions")
+        cam["map"] = feature.name
+        cam["map_shape"] = tuple(feature_shape(feature))[1:]
+    except Exception as error:  # noqa: BLE001
+        cam["map"] = describe(error)
+    try:
+        cam["base_shape"] = tuple(base.output.shape)[1:]
+        hand = hand_gradcam(images, base, rescaling, pooling, head, size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # visopt warns about an all-zero map
+            ours = visopt.visualize_cam(model, "predictions", CLASSES, images, normalize=None)
+        cam.update(compare(ours, hand))
+    except Exception as error:  # noqa: BLE001
+        cam["error"] = describe(error)
+    log(f"  Grad-CAM map {cam.get('map')!r} {cam.get('map_shape')}: " + (cam["error"] if "error" in cam else
+        f"vs the hand Grad-CAM on the base output {cam['base_shape']}: Pearson r {cam['correlation']:.4f} "
+        f"({cam['compared']} image(s) compared), max |difference| / max(hand) {cam['relative']:.2e}; "
+        f"constant maps: hand {cam['constant_hand']}, visopt {cam['constant_ours']}"))
+    return cam
+
+
 def command_output(command: list[str]) -> str:
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
@@ -267,19 +283,26 @@ def markdown(results: dict, size: int, total: float, load_start: str) -> str:
         lines.append("")
 
     lines += ["### Grad-CAM feature map (automatic) vs a hand Grad-CAM on the base's output", "",
-              "| architecture | chosen map | Pearson r (lower of 2 images) | max \\|diff\\| / max(hand) |",
-              "|---|---|---|---|"]
+              "| architecture | chosen map (shape) | base output | Pearson r (lowest) | max \\|diff\\| / max(hand) "
+              "| constant maps (hand / visopt) |",
+              "|---|---|---|---|---|---|"]
     for row, record in results.items():
         cam = record.get("cam", {})
         if "build_error" in record:
-            lines.append(f"| {row} | build failed | | |")
+            lines.append(f"| {row} | build failed | | | | |")
         elif "error" in cam:
-            lines.append(f"| {row} | `{cam.get('map')}` | {cell(cam['error'])} | |")
+            lines.append(f"| {row} | `{cam.get('map')}` | | {cell(cam['error'])} | | |")
         else:
-            lines.append(f"| {row} | `{cam.get('map')}` | {cam['correlation']:.4f} | {cam['relative']:.2e} |")
+            shape = "x".join(str(d) for d in cam["map_shape"])
+            base_shape = "x".join(str(d) for d in cam["base_shape"])
+            r = f"{cam['correlation']:.4f}" if cam["compared"] else "n/a"
+            lines.append(f"| {row} | `{cam['map']}` ({shape}) | {base_shape} | {r} | {cam['relative']:.2e} "
+                         f"| {cam['constant_hand']} / {cam['constant_ours']} |")
     lines += ["", "Hand Grad-CAM: `tf.GradientTape` on the Dense layer's logits (`pooled @ kernel + bias`), "
               "gradients w.r.t. the base's output, `relu(sum_k mean(grad_k) A_k)`, `tf.image.resize` bilinear to "
-              f"{size}x{size}; visopt: `visualize_cam(model, \"predictions\", [0, 1], x, normalize=None)`.", ""]
+              f"{size}x{size}; visopt: `visualize_cam(model, \"predictions\", [0, 1], x, normalize=None)`. Pearson r is "
+              "the lowest over the 2 images whose hand map is not constant (n/a: none); a constant map is an "
+              "all-zero one after the ReLU (random weights), or one from a 1x1 base output.", ""]
 
     lines += ["### Machine", "",
               f"- date: {datetime.datetime.now().isoformat(timespec='minutes')}",
@@ -324,6 +347,7 @@ def main(argv=None) -> int:
         print(message, flush=True)
 
     keras.utils.disable_interactive_logging()
+    tf.get_logger().setLevel("ERROR")  # tf.function retracing notices: each cell traces anew
     load_start = load_average()
     log("visopt architecture table")
     log(f"  date {datetime.date.today()}  cpu {cpu_name()}  cores {os.cpu_count()}  python {platform.python_version()}")
