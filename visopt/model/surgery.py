@@ -104,9 +104,11 @@ def build_feature_model(model, requests: Sequence[LayerRequest], *, relu_gradien
     """A new functional model from ``model``'s input to the requested layer outputs, in order.
 
     ``model`` is a Sequential or Functional model, or (keras-vis form) its input tensor, in which case
-    every request must name a Layer object of that graph. ``relu_gradient`` (``"guided"`` or
-    ``"deconvnet"``) replaces the gradient of every plain ReLU, nested models included (see
-    :class:`ModifiedReLU`); it needs a model, not an input tensor.
+    every request must name a Layer object of that graph. A request may name the tensor entering a
+    layer (:class:`~visopt.model.layers.LayerInput`). Outputs are float32 whatever the model's
+    precision policy. ``relu_gradient`` (``"guided"`` or ``"deconvnet"``) replaces the gradient of
+    every rectifier (ReLU, ReLU6, leaky ReLU), nested models included (see :class:`ModifiedReLU`),
+    and warns naming layers with other activations; it needs a model, not an input tensor.
 
     Example:
         >>> fm = build_feature_model(model, [LayerRequest("conv2d"), LayerRequest(-1, pre_activation=True)])
