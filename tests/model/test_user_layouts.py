@@ -335,3 +335,94 @@ def test_score_cam_says_why_a_map_is_empty_without_blaming_a_gradient():
     model = keras.Model(inputs, dead(x))  # a regression head whose score never rises
     with pytest.warns(RuntimeWarning, match="Score-CAM uses no gradient"):
         visualize_cam(model, "out", 0, images(1), method="scorecam")
+
+
+# -- several inputs ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def image_and_table_model():
+    keras.utils.set_random_seed(0)
+    image, table = keras.Input((16, 16, 3), name="image"), keras.Input((5,), name="table")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu", name="c")(image))
+    t = keras.layers.Dense(4, activation="relu", name="t")(table)
+    return keras.Model([image, table], keras.layers.Dense(3, name="predictions")(keras.layers.Concatenate()([x, t])))
+
+
+def two_inputs(count=2):
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0, 255, (count, 16, 16, 3)).astype("float32"), rng.normal(size=(count, 5)).astype("float32")]
+
+
+def test_saliency_of_a_model_with_two_inputs_is_one_map_per_input(image_and_table_model):
+    model, x = image_and_table_model, two_inputs()
+    maps = visualize_saliency(model, "predictions", [0, 1], x, normalize=None)
+    with tf.GradientTape() as tape:
+        inputs = [tf.constant(a) for a in x]
+        tape.watch(inputs)
+        score = tf.reduce_sum(model(inputs) * tf.one_hot([0, 1], 3))
+    grads = tape.gradient(score, inputs)
+    np.testing.assert_allclose(maps[0], np.abs(grads[0].numpy()).max(-1), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(maps[1], np.abs(grads[1].numpy()), rtol=1e-4, atol=1e-6)
+    for method in ("smoothgrad", "guided", "gradient_x_input"):
+        shapes = [m.shape for m in visualize_saliency(model, "predictions", [0, 1], x, method=method)]
+        assert shapes == [(2, 16, 16), (2, 5)]
+    with pytest.raises(ValueError, match=r"has 2 inputs of shapes \[\(16, 16, 3\), \(5,\)\]: give seed_input as a list"):
+        visualize_saliency(model, "predictions", [0, 1], x[0])
+    with pytest.raises(ValueError, match="use visualize_saliency, which gives one map per input"):
+        visualize_cam(model, "predictions", [0, 1], x[0])
+
+
+def test_integrated_gradients_over_two_inputs_are_complete(image_and_table_model):
+    from visopt import IntegratedGradients
+
+    model, x = image_and_table_model, two_inputs()
+    explainer = IntegratedGradients(model, "predictions")
+    attributions = explainer.attribute(x, [0, 1], steps=128)
+    gap = model(x).numpy() - model([np.zeros_like(a) for a in x]).numpy()
+    np.testing.assert_allclose(attributions.sum(axis=1), gap[[0, 1], [0, 1]], rtol=0.02)
+    parts = explainer.engine.segments.split(attributions)
+    assert [p.shape for p in parts] == [(2, 16, 16, 3), (2, 5)]
+
+
+def test_activation_maximization_over_one_input_with_the_others_given(image_and_table_model):
+    model, x = image_and_table_model, two_inputs()
+    row = x[1][0]
+    result = Optimizer(model, ActivationMaximization("predictions", [0, 1, 2]),
+                       fixed_inputs={"table": row}).minimize(max_iter=40, seed=0, verbose=False)
+    energy = result.history["activation_maximization"]
+    assert result.images.shape == (3, 16, 16, 3) and np.all(energy[-1] < energy[0])
+    start = Optimizer(model, ActivationMaximization("predictions", [0, 1, 2]),
+                      fixed_inputs={"table": row}).minimize(max_iter=1, seed=0, verbose=False)
+    rows = np.repeat(row[None], 3, axis=0)
+    before, after = (np.diag(model([r.images.astype("float32"), rows]).numpy()) for r in (start, result))
+    assert np.all(after > before)  # each class's logit, with the fixed row as the table input, rose
+    by_position = visualize_activation(model, "predictions", [0, 1, 2], fixed_inputs={1: row}, max_iter=20, seed=0)
+    by_name = visualize_activation(model, "predictions", [0, 1, 2], fixed_inputs={"table": row}, max_iter=20, seed=0)
+    np.testing.assert_array_equal(by_position, by_name)
+    with pytest.raises(ValueError, match=r"give fixed_inputs for all but the one to optimize \(free now: \['image', 'table'\]\)"):
+        Optimizer(model, ActivationMaximization("predictions", 0), fixed_inputs={})
+    with pytest.raises(ValueError, match="fixed_inputs key 'tabel' is not an input"):
+        Optimizer(model, ActivationMaximization("predictions", 0), fixed_inputs={"tabel": row})
+
+
+def test_mixed_float16_gives_the_float32_maps_too():
+    def build():
+        inputs = keras.Input((16, 16, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(3, dtype="float32", name="predictions")(x))
+
+    keras.utils.set_random_seed(0)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = build()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    plain = build()
+    plain.set_weights(half.get_weights())
+    assert half.get_layer("c1").compute_dtype == "float16"
+    x = images(2)
+    for call in (lambda m: visualize_saliency(m, "predictions", [0, 1], x),
+                 lambda m: visualize_cam(m, "predictions", [0, 1], x)):
+        got, want = call(half), call(plain)
+        assert np.all(np.isfinite(got)) and np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.95

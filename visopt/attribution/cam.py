@@ -54,6 +54,9 @@ class GradCAM:
             raise ValueError(f"penultimate layer {feature.name!r} gives shape {shape}, not a feature map with "
                              "spatial axes")
         self.penultimate_layer = feature
+        if len(getattr(model, "inputs", None) or []) > 1:
+            raise ValueError(f"a CAM is drawn over one input image; model {model.name!r} has "
+                             f"{len(model.inputs)} inputs: use visualize_saliency, which gives one map per input")
         self.engine = AttributionEngine.for_model(model, target, feature_layer=feature, probability=self.probability)
         owner = feature.layer if isinstance(feature, LayerInput) else feature
         layout = getattr(owner, "data_format", None) or self.engine.data_format

@@ -24,7 +24,7 @@ from visopt._cache import cached, request_key
 from visopt._checks import input_batch, is_int
 from visopt.model.layers import (activation_name, as_graph, channel_axis, data_format_of, find_embedding, find_feature,
                                  find_layer, input_shape)
-from visopt.model.surgery import LayerRequest, build_feature_model, model_after
+from visopt.model.surgery import LayerRequest, build_feature_model, flat_view, model_after
 from visopt.model.units import channel_means, normalize_indices, selection_matrix
 
 
@@ -54,6 +54,10 @@ class AttributionEngine:
             raise TypeError(f"expected a keras Model or the path of a model file, got {type(model).__name__}")
         self.layer = find_layer(model, layer)
         self.feature_layer = None if feature_layer is None else find_feature(model, feature_layer)
+        # several inputs: one flat vector of all their values (InputSegments says where each sits)
+        self.segments = None
+        if len(getattr(model, "inputs", None) or []) > 1:
+            model, self.segments = flat_view(model)
         # integer (token) inputs: everything happens after the embedding, on its vectors
         self.embedding = find_embedding(model, embedding_layer)
         self._token_shape = input_shape(model)
@@ -75,7 +79,7 @@ class AttributionEngine:
         self.scores = tf.function(self._scores, input_signature=[images, selection])
         self.gradient = tf.function(self._gradient, input_signature=[images, selection])
         self.noisy_gradients = tf.function(self._noisy_gradients, input_signature=[
-            images, selection, tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.int32),
+            images, selection, images, tf.TensorSpec((None,), tf.int32),
             tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32),
             tf.TensorSpec((), tf.int32)])
         self.path_gradients = tf.function(self._path_gradients, input_signature=[
@@ -90,11 +94,27 @@ class AttributionEngine:
         return cached(model, request_key("attribution", layer, options), lambda: cls(model, layer, **options))
 
     # -- inputs -------------------------------------------------------------------------------
+    def noise_scale(self, images: np.ndarray, noise: float) -> np.ndarray:
+        """The noise's standard deviation for every value: ``noise`` times the value range (max - min)
+        of its image, or of its input in its sample for a model with several inputs."""
+        parts = self.segments.split(images) if self.segments is not None else [images]
+        scales = []
+        for part in parts:
+            axes = tuple(range(1, part.ndim))
+            spread = (part.max(axis=axes) - part.min(axis=axes)).reshape((-1,) + (1,) * (part.ndim - 1))
+            scales.append(np.broadcast_to(noise * spread, part.shape))
+        scale = self.segments.flatten(scales) if self.segments is not None else scales[0]
+        return np.ascontiguousarray(scale, dtype=np.float32)
+
     def check_images(self, seed_input) -> np.ndarray:
         """``seed_input`` as a float32 batch of the model's input shape (one image gets a batch axis).
 
-        For a token model, the tokens' embedding vectors ``(N, T, D)``: what is attributed.
+        For a token model, the tokens' embedding vectors ``(N, T, D)``: what is attributed. For a
+        model with several inputs, a list with one array (or batch) per input, side by side in one
+        flat vector per sample.
         """
+        if self.segments is not None:
+            return self._check_several(seed_input)
         if self.embedding is None:
             return input_batch(seed_input, self.input_shape)
         tokens = np.asarray(seed_input)
@@ -110,6 +130,18 @@ class AttributionEngine:
             raise ValueError(f"seed_input holds tokens in [{tokens.min()}, {tokens.max()}]; the embedding "
                              f"{self.embedding.name!r} knows [0, {vocabulary - 1}]")
         return keras.ops.convert_to_numpy(keras.ops.cast(self.embedding(tokens), "float32"))
+
+    def _check_several(self, seed_input) -> np.ndarray:
+        shapes = self.segments.shapes
+        if isinstance(seed_input, np.ndarray) and seed_input.ndim == 2 and seed_input.shape[1:] == self.input_shape:
+            return input_batch(seed_input, self.input_shape)  # flat already (passed on by a method)
+        if not isinstance(seed_input, (list, tuple)) or len(seed_input) != len(shapes):
+            raise ValueError(f"this model has {len(shapes)} inputs of shapes {list(shapes)}: give seed_input as a "
+                             f"list of {len(shapes)} arrays, one (or one batch) per input")
+        arrays = [input_batch(x, shape, f"seed_input[{k}]") for k, (x, shape) in enumerate(zip(seed_input, shapes))]
+        if len({len(a) for a in arrays}) != 1:
+            raise ValueError(f"the inputs of seed_input hold different numbers of samples: {[len(a) for a in arrays]}")
+        return self.segments.flatten(arrays)
 
     def inputs(self, seed_input, filter_indices) -> tuple[np.ndarray, np.ndarray]:
         """The checked images and their one-hot unit selection: what every method starts from.
@@ -172,7 +204,8 @@ class AttributionEngine:
         return scores, tape.gradient(total, images)
 
     def _noisy_gradients(self, images, selection, sigma, image_ids, samples, first, count, seed):
-        """Sums of g and g^2 over noisy copies ``first..first+count`` of the ``samples`` of each image.
+        """Sums of g and g^2 over noisy copies ``first..first+count`` of the ``samples`` of each image;
+        ``sigma`` is the noise's standard deviation for every value (see :meth:`noise_scale`).
 
         Image ``i``'s noise is drawn for all its samples from the seed ``(seed, image_ids[i])`` and
         sliced, so the result does not depend on how a request is cut into calls (``batch_size``).
@@ -184,8 +217,7 @@ class AttributionEngine:
             return draws[first:first + count]
 
         noises = tf.map_fn(noise, image_ids, fn_output_signature=tf.float32)  # (n, count, *shape)
-        sigma = tf.reshape(sigma, (-1, 1) + (1,) * len(self.input_shape))
-        noisy = tf.expand_dims(images, 1) + noises * sigma
+        noisy = tf.expand_dims(images, 1) + noises * tf.expand_dims(sigma, 1)
         flat = tf.reshape(noisy, tf.concat([[-1], shape], 0))  # image 0's copies first, then image 1's...
         _, grads = self._gradient(flat, tf.repeat(selection, count, axis=0))
         grads = tf.reshape(grads, tf.shape(noisy))

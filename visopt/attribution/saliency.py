@@ -112,8 +112,7 @@ class SmoothGrad:
         if kind not in NOISE_KINDS:
             raise ValueError(f"unknown kind {kind!r}; valid: {list(NOISE_KINDS)}")
         batch_size = positive_int(batch_size, "batch_size")
-        axes = tuple(range(1, images.ndim))
-        sigma = (noise * (images.max(axis=axes) - images.min(axis=axes))).astype(np.float32)
+        sigma = self.engine.noise_scale(images, noise)
         per_call = min(samples, batch_size)
         ids = np.arange(len(images), dtype=np.int32)
         total = np.zeros_like(images)
@@ -169,6 +168,12 @@ class IntegratedGradients(Gradient):
         """The baseline of every image, ``images``' shape (what ``attribute`` integrates from)."""
         if baseline is None:
             return np.zeros_like(images)
+        segments = self.engine.segments
+        if segments is not None and isinstance(baseline, (list, tuple)):  # one baseline per input
+            if len(baseline) != len(segments.shapes):
+                raise ValueError(f"baseline has {len(baseline)} entries for a model with {len(segments.shapes)} inputs")
+            baseline = segments.flatten([np.broadcast_to(np.asarray(b, np.float32), (len(images),) + shape)
+                                         for b, shape in zip(baseline, segments.shapes)])
         array = np.asarray(baseline, np.float32)
         try:
             array = np.broadcast_to(array, images.shape).copy()
@@ -205,7 +210,8 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
         filter_indices: an int for every image, or a list with one entry per image (an entry may
             be a list of units explained together); None explains each image's top unit (the class
             the model predicts).
-        seed_input: one input of the model's shape or a batch of them.
+        seed_input: one input of the model's shape or a batch of them; for a model with several
+            inputs, a list with one array (or batch) per input.
         method: one of ``METHODS``: ``vanilla`` (|gradient|), ``gradient_x_input``, ``guided``
             (guided backprop), ``rectified`` (deconvnet), ``smoothgrad`` / ``vargrad`` /
             ``squaregrad`` (``samples=50``, ``noise=0.2`` of each image's value range, ``seed``),
@@ -219,8 +225,9 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
             Embedding by default. Each token gets one value (its vector's channels reduced).
 
     Returns:
-        ``(N, *spatial)`` maps: ``(N, H, W)`` for images, ``(N, T)`` for sequences, ``(N, F)`` for
-        flat inputs. Channels are reduced by the largest |value| (gradient methods) or by |sum|
+        ``(N, *spatial)`` maps: ``(N, H, W)`` for images, ``(N, T)`` for sequences and token
+        inputs, ``(N, F)`` for flat inputs; for a model with several inputs, a list with the maps
+        of each input (each normalized on its own). Channels are reduced by the largest |value| (gradient methods) or by |sum|
         (``gradient_x_input``, ``integrated_gradients``, whose values add up).
 
     Example:
@@ -234,9 +241,15 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
     if method in NOISE_KINDS:
         hyperparameters["kind"] = method
     attributions = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **hyperparameters)
-    maps = reduce_channels(attributions, explainer.engine.input_channel_axis, explainer.channel_reduction,
-                           keepdims)
-    return normalize_maps(maps, normalize)
+    engine = explainer.engine
+    if engine.segments is None:
+        maps = reduce_channels(attributions, engine.input_channel_axis, explainer.channel_reduction, keepdims)
+        return normalize_maps(maps, normalize)
+    # several inputs: one map per input, each reduced over its own channels and normalized on its own
+    channels_first = engine.data_format == "channels_first"
+    return [normalize_maps(reduce_channels(part, None if len(part.shape) < 3 else (1 if channels_first else -1),
+                                           explainer.channel_reduction, keepdims), normalize)
+            for part in engine.segments.split(attributions)]
 
 
 #: keras-vis' ``backprop_modifier`` values and the methods they are here.

@@ -278,7 +278,8 @@ def model_input(model) -> keras.KerasTensor:
         raise ValueError(f"model {model.name!r} has no defined input shape: build it with keras.Input "
                          "(or call it once on data) before visualizing it")
     if len(inputs) != 1:
-        raise ValueError(f"visopt optimizes models with one input; model {model.name!r} has {len(inputs)}")
+        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs: activation maximization and CAMs work on "
+                         "models with one input; for saliency, give seed_input as a list with one array per input")
     shape = tuple(inputs[0].shape[1:])
     if any(dim is None for dim in shape):
         raise ValueError(f"model {model.name!r} has input shape {(None,) + shape} with undefined "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from visopt.model.layers import (OTHER_NONLINEARITIES, FeatureSpec, LayerInput, activation_name, contains, find_feature,
@@ -238,6 +239,101 @@ def model_after(model: keras.Model, layer: keras.layers.Layer) -> keras.Model:
                                 name=f"{model.name}_after_{layer.name}")
     return keras.Model(layer.output, model.outputs if len(model.outputs) > 1 else model.output,
                        name=f"{model.name}_after_{layer.name}")
+
+
+@dataclass(frozen=True)
+class InputSegments:
+    """Where each input of a multi-input model sits in the flat vector of :func:`flat_view`."""
+
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [int(np.prod(shape)) for shape in self.shapes]
+
+    def flatten(self, arrays) -> np.ndarray:
+        """``[(N, *shape_k)]`` -> ``(N, total)``."""
+        return np.concatenate([a.reshape(len(a), -1) for a in arrays], axis=1)
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """``(N, total)`` -> ``[(N, *shape_k)]``."""
+        bounds = np.cumsum([0] + self.sizes)
+        return [flat[:, a:b].reshape((len(flat),) + shape) for a, b, shape in zip(bounds, bounds[1:], self.shapes)]
+
+
+def flat_view(model: keras.Model) -> tuple[keras.Model, InputSegments]:
+    """A one-input view of a model with several float inputs: their values side by side in one flat
+    vector, split and reshaped in front of the (nested, unchanged) model.
+
+    Every single-input method then works on it: gradients, noise and integration paths in the
+    flat vector are those of each input, and :meth:`InputSegments.split` gives them back per input.
+
+    Example:
+        >>> view, segments = flat_view(two_input_model)
+        >>> grads_image, grads_table = segments.split(gradient_on(view, segments.flatten([images, rows])))
+    """
+    shapes = tuple(tuple(int(d) for d in t.shape[1:]) for t in model.inputs)
+    for t, shape in zip(model.inputs, shapes):
+        if not str(t.dtype).startswith(("float", "bfloat")):
+            raise ValueError(f"model {model.name!r} has an input of dtype {t.dtype}: several inputs work when all "
+                             "are float (token inputs need a model with one input)")
+    segments = InputSegments(shapes)
+    flat = keras.Input((sum(segments.sizes),), name="flat_inputs")
+    bounds = np.cumsum([0] + segments.sizes)
+    parts = [keras.ops.reshape(flat[:, a:b], (-1,) + shape) for a, b, shape in zip(bounds, bounds[1:], shapes)]
+    outputs = model(parts)
+    return keras.Model(flat, outputs, name=f"{model.name}_flat"), segments
+
+
+class _FixedInput(keras.layers.Layer):
+    """Gives a fixed array for one input of a model, as many times as the batch of ``like`` holds."""
+
+    def __init__(self, value: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self.value = tf.constant(value)
+
+    def call(self, like):
+        if self.value.shape[0] != 1:
+            return self.value
+        return tf.repeat(self.value, tf.shape(like)[0], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(self.value.shape[1:])
+
+
+def with_inputs_fixed(model: keras.Model, fixed: dict) -> keras.Model:
+    """A one-input view of a model with several inputs: all but one given as fixed arrays.
+
+    ``fixed`` maps inputs (by position or name) to an array: one sample (used for every image of
+    the batch) or one per image. The input not in ``fixed`` is the view's input.
+
+    Example:
+        >>> view = with_inputs_fixed(image_and_table_model, {"table": row})
+        >>> view(images)          # the model's output for each image, with the same table row
+    """
+    names = [t.name for t in model.inputs]
+    chosen = {}
+    for key, value in fixed.items():
+        index = names.index(key) if isinstance(key, str) and key in names else key
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(names):
+            raise ValueError(f"fixed_inputs key {key!r} is not an input of model {model.name!r}; inputs: {names} "
+                             f"(by name or position)")
+        shape = tuple(model.inputs[index].shape[1:])
+        array = np.asarray(value, np.float32)
+        array = array[None] if array.shape == shape else array
+        if array.shape[1:] != shape:
+            raise ValueError(f"fixed_inputs[{key!r}] has shape {np.shape(value)}; input {names[index]!r} takes {shape} "
+                             f"or a batch of them")
+        chosen[index] = array
+    free = [i for i in range(len(names)) if i not in chosen]
+    if len(free) != 1:
+        raise ValueError(f"model {model.name!r} has {len(names)} inputs {names}: give fixed_inputs for all but the one "
+                         f"to optimize (free now: {[names[i] for i in free]})")
+    inputs = keras.Input(batch_shape=model.inputs[free[0]].shape, dtype=model.inputs[free[0]].dtype,
+                         name=names[free[0]])
+    parts = [inputs if i == free[0] else _FixedInput(chosen[i], name=f"fixed_{names[i]}")(inputs)
+             for i in range(len(names))]
+    return keras.Model(inputs, model(parts), name=f"{model.name}_{names[free[0]]}")
 
 
 def _feature_model_from_input(input_tensor, requests: Sequence[LayerRequest]) -> keras.Model:

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from visopt._checks import check_range, input_batch, positive_int, positive_number
 from visopt.model.layers import as_graph, data_format_of, find_layer, input_rescaling, input_shape
-from visopt.model.surgery import build_feature_model
+from visopt.model.surgery import build_feature_model, with_inputs_fixed
 from visopt.optvis.energy import Energy, ImageSpec, TermInputs
 from visopt.optvis.optimizer_callback import OptimizerCallback
 from visopt.optvis.parameterizations import PARAMETERIZATIONS, initial_images, make_parameterization
@@ -72,6 +72,9 @@ class Optimizer:
         learning_rate: Adam step as a fraction of the input range (pixels, default 0.02) or in
             spectrum units (fourier, default 0.015).
         data_format: the model's input layout; detected from its layers when None.
+        fixed_inputs: for a model with several inputs, the ones held fixed: ``{input name or
+            position: array}`` (one sample for every image, or one per image); the input left out
+            is the one optimized.
 
     Example:
         >>> energy = ActivationMaximization("predictions", [0, 1, 2, 3]) + 0.1 * TotalVariation()
@@ -82,7 +85,7 @@ class Optimizer:
 
     def __init__(self, model, energy=None, input_range=(0, 255), *, parameterization: str = "auto",
                  transforms: list[Transform] | None = None, learning_rate: float | None = None,
-                 data_format: str | None = None, losses=None):
+                 data_format: str | None = None, losses=None, fixed_inputs: dict | None = None):
         if losses is not None:  # keras-vis' keyword
             if energy is not None:
                 raise TypeError("give energy or its keras-vis name losses, not both")
@@ -100,6 +103,8 @@ class Optimizer:
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
         model = as_graph(model)
+        if fixed_inputs is not None:  # several inputs: optimize one, the others given
+            model = with_inputs_fixed(model, dict(fixed_inputs))
         if isinstance(model, keras.Model):
             _check_range_against_preprocessing(model, self.input_range)
         self.model_shape = input_shape(model)

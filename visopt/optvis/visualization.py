@@ -8,6 +8,7 @@ import numpy as np
 
 from visopt._cache import cached, request_key
 from visopt.model.layers import as_graph, input_shape
+from visopt.model.surgery import with_inputs_fixed
 from visopt.optvis.objectives import ActivationMaximization
 from visopt.optvis.optimizer import Optimizer
 from visopt.optvis.regularizers import LPNorm, TotalVariation
@@ -38,8 +39,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
             ``"activation"``, ``"log_probability"``, ``"log_odds"``, ``"margin"``).
         verbose: show a progress bar.
         **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
-            ``learning_rate``, ``data_format``) or to ``minimize`` (``jitter``, ``seed``, ``callbacks``,
-            ``keep_best``, ``on_nonfinite``).
+            ``learning_rate``, ``data_format``, ``fixed_inputs`` for a model with several inputs)
+            or to ``minimize`` (``jitter``, ``seed``, ``callbacks``, ``keep_best``, ``on_nonfinite``).
 
     Returns:
         ``(N, H, W, C)`` images (channels last), uint8 when ``input_range`` is (0, 255).
@@ -52,12 +53,15 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
     model = as_graph(model)  # a path is loaded once per call; a subclassed model is wrapped
 
     def build() -> Optimizer:
+        kwargs = dict(optimizer_kwargs)
+        fixed = kwargs.pop("fixed_inputs", None)
+        view = model if fixed is None else with_inputs_fixed(model, dict(fixed))
         energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)
         if lp_norm_weight:
             energy = energy + lp_norm_weight * LPNorm()
-        if tv_weight and len(input_shape(model)) > 1:  # inputs without spatial axes (tabular) have no variation
+        if tv_weight and len(input_shape(view)) > 1:  # inputs without spatial axes (tabular) have no variation
             energy = energy + tv_weight * TotalVariation()
-        return Optimizer(model, energy, input_range=input_range, **optimizer_kwargs)
+        return Optimizer(view, energy, input_range=input_range, **kwargs)
 
     key = request_key(layer, filter_indices, act_max_weight, lp_norm_weight, tv_weight, score, input_range,
                        optimizer_kwargs)
