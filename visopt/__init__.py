@@ -22,6 +22,7 @@ from visopt.attribution.maps import normalize_maps
 from visopt.attribution.saliency import (Deconvnet, Gradient, GradientXInput, GuidedBackprop, IntegratedGradients,
                                          SmoothGrad, visualize_saliency)
 from visopt.frames import FrameWriter, FrameWriterError, save_image
+from visopt import inspect
 from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDream, Direction, Diversity, Energy,
                            ImageSpec, Jitter, LPNorm, Neuron, OptimizationResult, Optimizer, OptimizerCallback, Pad,
                            ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 _sys.modules.setdefault(__name__ + ".metrics", metrics)
 
 __all__ = [
-    "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FolderBusyError", "FrameWriter", "FrameWriterError", "GradCAM",
+    "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FolderBusyError", "FrameWriter", "FrameWriterError", "GradCAM", "inspect",
     "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
     "LPNorm", "LayerCAM", "Neuron", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
     "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",

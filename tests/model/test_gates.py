@@ -41,7 +41,7 @@ def test_gru_gates_reproduce_the_layer_in_both_layouts(reset_after):
     gru = keras.layers.GRU(5, return_sequences=True, reset_after=reset_after)
     expected = _run(gru, x)
     layout = gate_layout(gru)
-    assert layout.gates == ("update", "reset", "candidate") and layout.reset_after is reset_after
+    assert layout.gates == ("update", "reset", "new") and layout.reset_after is reset_after
     kernel, recurrent = (split_gates(w.numpy(), layout) for w in gru.weights[:2])
     bias = gru.weights[2].numpy()
     input_bias = split_gates(bias[0] if reset_after else bias, layout)
@@ -53,9 +53,9 @@ def test_gru_gates_reproduce_the_layer_in_both_layouts(reset_after):
         z = _sigmoid(xs["update"] + h @ recurrent["update"] + recurrent_bias["update"])
         r = _sigmoid(xs["reset"] + h @ recurrent["reset"] + recurrent_bias["reset"])
         if reset_after:
-            candidate = np.tanh(xs["candidate"] + r * (h @ recurrent["candidate"] + recurrent_bias["candidate"]))
+            candidate = np.tanh(xs["new"] + r * (h @ recurrent["new"] + recurrent_bias["new"]))
         else:
-            candidate = np.tanh(xs["candidate"] + (r * h) @ recurrent["candidate"])
+            candidate = np.tanh(xs["new"] + (r * h) @ recurrent["new"])
         h = z * h + (1 - z) * candidate
         outputs.append(h)
     np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5)

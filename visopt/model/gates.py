@@ -4,7 +4,7 @@ Keras stores the gates of a recurrent cell side by side along the last axis of i
 recurrent kernel and bias, in a fixed order:
 
 - ``LSTM`` / ``LSTMCell`` / ``ConvLSTM1D-3D``: input, forget, cell, output (4 blocks of ``units``);
-- ``GRU`` / ``GRUCell``: update, reset, candidate (3 blocks); with ``reset_after=True`` (the Keras
+- ``GRU`` / ``GRUCell``: update, reset, new (3 blocks; see-rnn's names); with ``reset_after=True`` (the Keras
   default) the bias is ``(2, 3 * units)``: an input bias row and a recurrent bias row;
 - ``SimpleRNN`` / ``SimpleRNNCell``: one block.
 
@@ -30,7 +30,7 @@ import numpy as np
 GATE_NAMES = {
     "lstm": ("input", "forget", "cell", "output"),
     "conv_lstm": ("input", "forget", "cell", "output"),
-    "gru": ("update", "reset", "candidate"),
+    "gru": ("update", "reset", "new"),
     "simple_rnn": ("hidden",),
 }
 

@@ -13,7 +13,7 @@ a 256-entry colour table taken from a matplotlib colormap:
   near-square grid. Kernels whose spatial size is 1 are shown as the ``(in, out)`` matrix.
 - ``"vector"`` (a bias, a normalization scale, a scalar): a one-row strip.
 - ``"rnn"`` (LSTM, GRU, SimpleRNN weights): the last axis holds ``gates`` blocks (LSTM 4: input,
-  forget, cell, output; GRU 3: update, reset, candidate; SimpleRNN 1); the blocks are drawn side by
+  forget, cell, output; GRU 3: update, reset, new; SimpleRNN 1); the blocks are drawn side by
   side, each as a matrix (or strip), separated by a 3-pixel line.
 - ``"tensor"`` (anything else): the ``(prod(shape[:-1]), shape[-1])`` matrix.
 

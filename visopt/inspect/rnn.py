@@ -1,0 +1,208 @@
+"""Recurrent layers opened up: weights per direction, kind and gate, and gate activations per timestep.
+
+Keras 3 fuses an LSTM's four gates into one matrix product (and the cuDNN path hides them), so the
+gates of a step are never a tensor one could read. :func:`rnn_gates` steps the layer's own
+weights through the cell's equations instead, in NumPy; its ``"hidden"`` reproduces the layer's
+output (tests/inspect/test_rnn.py checks every supported layout to 1e-5).
+
+Example:
+    >>> weights = rnn_weights(model, "lstm")
+    >>> weights["forward"]["kernel"]["forget"].shape
+    (8, 32)
+    >>> gates = rnn_gates(model, "lstm", x)
+    >>> gates["forward"]["forget"].shape         # (N, T, units), in the input's time order
+    (64, 100, 32)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from visopt.model.gates import GateLayout, gate_layout, split_gates
+from visopt.model.layers import LayerInput, find_layer, walk
+from visopt.model.surgery import LayerRequest, build_feature_model
+
+SUPPORTED = ("LSTM", "GRU", "SimpleRNN", "Bidirectional (of those)", "ConvLSTM1D/2D/3D (weights only)",
+             "RNN(LSTMCell | GRUCell | SimpleRNNCell)")
+
+
+def recurrent_layer(model, layer) -> tuple[keras.layers.Layer, GateLayout]:
+    """The recurrent layer and its gate layout; any other layer is an error naming the supported ones."""
+    found = find_layer(model, layer)
+    layout = gate_layout(found)
+    if layout is None:
+        raise ValueError(f"layer {found.name!r} is a {type(found).__name__}, not a supported recurrent layer; "
+                         f"supported: {', '.join(SUPPORTED)}")
+    return found, layout
+
+
+def _directions(layer) -> dict[str, keras.layers.Layer]:
+    if isinstance(layer, keras.layers.Bidirectional):
+        return {"forward": layer.forward_layer, "backward": layer.backward_layer}
+    return {"forward": layer}
+
+
+def _cell(layer):
+    return getattr(layer, "cell", None) or layer
+
+
+def rnn_weights(model, layer) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """The weights of a recurrent layer as ``[direction][kind][gate] -> array``.
+
+    ``direction``: ``"forward"`` (and ``"backward"`` for Bidirectional); ``kind``: ``"kernel"``,
+    ``"recurrent_kernel"``, ``"bias"`` (a GRU with ``reset_after`` keeps its two bias rows apart:
+    ``"bias"`` for the input row, ``"recurrent_bias"`` for the recurrent one); gates: input,
+    forget, cell, output (LSTM, ConvLSTM: split on the kernel's channel axis), update, reset, new
+    (GRU), one ``"hidden"`` gate (SimpleRNN).
+
+    Example:
+        >>> rnn_weights(model, "gru")["forward"]["recurrent_bias"]["reset"].shape
+        (16,)
+    """
+    found, layout = recurrent_layer(model, layer)
+    result = {}
+    for direction, inner in _directions(found).items():
+        cell = _cell(inner)
+        kinds = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel}
+        bias = getattr(cell, "bias", None)
+        if bias is not None:
+            value = keras.ops.convert_to_numpy(bias)
+            if layout.reset_after and value.ndim == 2:
+                kinds["bias"], kinds["recurrent_bias"] = value[0], value[1]
+            else:
+                kinds["bias"] = value
+        result[direction] = {kind: split_gates(keras.ops.convert_to_numpy(value), layout)
+                             for kind, value in kinds.items()}
+    return result
+
+
+# -- gate activations ------------------------------------------------------------------------------
+def rnn_gates(model, layer, x) -> dict[str, dict[str, np.ndarray]]:
+    """Per-timestep activations of a recurrent layer's gates, ``[direction][name] -> (N, T, units)``.
+
+    Every gate after its nonlinearity (LSTM: input, forget, cell (the candidate), output; GRU:
+    update, reset, new; SimpleRNN: none), plus ``"cell"`` state (LSTM c_t, named ``"cell_state"``
+    to keep it apart from the candidate gate) and ``"hidden"`` (h_t), all in the *input's* time
+    order (for ``go_backwards`` and the backward half of a Bidirectional layer too). The layer's
+    input comes from one forward pass of ``model`` on ``x``. At steps a mask (``mask_zero``
+    Embedding, Masking) hides, the state carries over, as in Keras, and the gates are NaN.
+
+    Example:
+        >>> gates = rnn_gates(model, "bidirectional", x)
+        >>> gates["backward"]["hidden"][:, 0]      # the backward pass's last step: it read all of x
+    """
+    found, layout = recurrent_layer(model, layer)
+    if layout.convolutional:
+        raise ValueError(f"rnn_gates steps LSTM, GRU and SimpleRNN cells; {found.name!r} is a ConvLSTM (its "
+                         "weights are in rnn_weights)")
+    inputs, mask = _layer_input(model, found, x)
+    result = {}
+    for direction, inner in _directions(found).items():
+        backwards = bool(getattr(inner, "go_backwards", False))
+        order = slice(None, None, -1) if backwards else slice(None)
+        steps = _step_cell(_cell(inner), layout, inputs[:, order], None if mask is None else mask[:, order])
+        result[direction] = {name: values[:, order] for name, values in steps.items()}
+    return result
+
+
+def _layer_input(model, layer, x) -> tuple[np.ndarray, np.ndarray | None]:
+    """What enters ``layer`` when ``model`` runs on ``x``, and the time mask that reaches it (or None)."""
+    masker = _masking_layer(model, layer)
+    requests = [LayerRequest(LayerInput(layer))] + ([LayerRequest(LayerInput(masker))] if masker else [])
+    outputs = build_feature_model(model, requests)(x, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs = keras.ops.convert_to_numpy(outputs[0]).astype(np.float32)
+    if masker is None:
+        return inputs, None
+    before = keras.ops.convert_to_numpy(outputs[1])
+    if isinstance(masker, keras.layers.Embedding):
+        mask = before != 0
+    else:
+        mask = np.any(before != masker.mask_value, axis=-1)
+    if mask.shape != inputs.shape[:2]:
+        raise ValueError(f"the mask made by {masker.name!r} has shape {mask.shape}, not the (batch, time) "
+                         f"{inputs.shape[:2]} of {layer.name!r}'s input: a layer between them changes the time axis")
+    return inputs, mask
+
+
+def _masking_layer(model, layer):
+    """The last mask-making layer (a ``mask_zero`` Embedding, a Masking layer) before ``layer``, or None."""
+    found = None
+    for visit in walk(model):
+        if visit.layer is layer:
+            return found
+        if isinstance(visit.layer, keras.layers.Masking) or (
+                isinstance(visit.layer, keras.layers.Embedding) and visit.layer.mask_zero):
+            found = visit.layer
+    return found
+
+
+def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Run ``cell`` over ``x`` (N, T, features) in the given order; its gates, states and outputs per step."""
+    weights = {"kernel": _numpy(cell.kernel), "recurrent": _numpy(cell.recurrent_kernel),
+               "bias": None if getattr(cell, "bias", None) is None else _numpy(cell.bias)}
+    step = {"lstm": _lstm_step, "gru": _gru_step, "simple_rnn": _simple_step}[layout.cell]
+    n, steps = x.shape[:2]
+    state = {"h": np.zeros((n, layout.units), np.float32), "c": np.zeros((n, layout.units), np.float32)}
+    records: dict[str, list] = {}
+    for t in range(steps):
+        values, new = step(cell, weights, layout, x[:, t], state)
+        if mask is not None:
+            keep = mask[:, t][:, None]
+            new = {k: np.where(keep, v, state[k]) for k, v in new.items()}
+            values = {k: np.where(keep, v, np.nan) for k, v in values.items()}
+        state = new
+        values["hidden"] = state["h"]
+        if layout.cell == "lstm":
+            values["cell_state"] = state["c"]
+        for name, value in values.items():
+            records.setdefault(name, []).append(value)
+    return {name: np.stack(values, axis=1).astype(np.float32) for name, values in records.items()}
+
+
+def _numpy(value) -> np.ndarray:
+    return keras.ops.convert_to_numpy(value).astype(np.float32)
+
+
+def _act(fn, value: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(fn(value)).astype(np.float32)
+
+
+def _lstm_step(cell, w, layout, x, state):
+    z = x @ w["kernel"] + state["h"] @ w["recurrent"]
+    if w["bias"] is not None:
+        z = z + w["bias"]
+    pre = split_gates(z, layout)
+    gates = {"input": _act(cell.recurrent_activation, pre["input"]),
+             "forget": _act(cell.recurrent_activation, pre["forget"]),
+             "cell": _act(cell.activation, pre["cell"]),
+             "output": _act(cell.recurrent_activation, pre["output"])}
+    c = gates["forget"] * state["c"] + gates["input"] * gates["cell"]
+    h = gates["output"] * _act(cell.activation, c)
+    return gates, {"h": h, "c": c}
+
+
+def _gru_step(cell, w, layout, x, state):
+    h = state["h"]
+    bias = w["bias"]
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
+    xs = split_gates(x @ w["kernel"] + (0 if input_bias is None else input_bias), layout)
+    recurrent = split_gates(w["recurrent"], layout)
+    if layout.reset_after:
+        hs = split_gates(h @ w["recurrent"] + (0 if recurrent_bias is None else recurrent_bias), layout)
+        z = _act(cell.recurrent_activation, xs["update"] + hs["update"])
+        r = _act(cell.recurrent_activation, xs["reset"] + hs["reset"])
+        new = _act(cell.activation, xs["new"] + r * hs["new"])
+    else:
+        z = _act(cell.recurrent_activation, xs["update"] + h @ recurrent["update"])
+        r = _act(cell.recurrent_activation, xs["reset"] + h @ recurrent["reset"])
+        new = _act(cell.activation, xs["new"] + (r * h) @ recurrent["new"])
+    return {"update": z, "reset": r, "new": new}, {"h": z * h + (1 - z) * new, "c": state["c"]}
+
+
+def _simple_step(cell, w, layout, x, state):
+    z = x @ w["kernel"] + state["h"] @ w["recurrent"]
+    if w["bias"] is not None:
+        z = z + w["bias"]
+    return {}, {"h": _act(cell.activation, z), "c": state["c"]}
