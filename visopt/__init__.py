@@ -28,7 +28,7 @@ from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDre
                            ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
                            TotalVariation, Transform, visualize_activation)
 from visopt.render import deprocess_image, overlay, stitch_images, weight_image
-from visopt.training import FolderBusyError, SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
+from visopt.training import FolderBusyError, GateMonitor, SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
 
 __version__ = "0.1.0"
 
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 _sys.modules.setdefault(__name__ + ".metrics", metrics)
 
 __all__ = [
-    "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FolderBusyError", "FrameWriter", "FrameWriterError", "GradCAM", "inspect",
+    "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FolderBusyError", "FrameWriter", "FrameWriterError", "GateMonitor", "GradCAM", "inspect",
     "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
     "LPNorm", "LayerCAM", "Neuron", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
     "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",

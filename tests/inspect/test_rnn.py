@@ -179,3 +179,48 @@ def test_weight_norms_per_tensor_and_unit():
     assert inspect.weight_norms(model)["d/kernel"] == pytest.approx(np.sqrt(26.0))
     np.testing.assert_allclose(inspect.weight_norms(model, per_unit=True)["d/kernel"], [5.0, 1.0])
     assert inspect.weight_norms(model, ord=1)["d/kernel"] == pytest.approx(8.0)
+
+
+# -- figures ----------------------------------------------------------------------------------------
+def titles(fig):
+    return [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+
+
+def test_rnn_heatmap_and_histogram_have_a_panel_per_direction_kind_and_gate(two_lstms):
+    from matplotlib.figure import Figure
+
+    heat = inspect.rnn_heatmap(two_lstms, "lstm_a")
+    assert isinstance(heat, Figure)
+    assert titles(heat) == ["forward kernel", "forward recurrent_kernel", "forward bias"]
+    kernel_panel = heat.axes[0]
+    assert [t.get_text() for t in kernel_panel.get_xticklabels()] == ["input", "forget", "cell", "output"]
+    assert len([line for line in kernel_panel.lines]) == 3  # separators between 4 gates
+    image = kernel_panel.images[0]
+    assert image.get_clim()[0] == -image.get_clim()[1]  # symmetric scale
+    hist = inspect.rnn_histogram(two_lstms, "lstm_b", mode="grads", x=X, y=np.ones((3, 2), np.float32))
+    assert len(titles(hist)) == 3 * 4 and "forward recurrent_kernel: forget" in titles(hist)
+    with pytest.raises(ValueError, match="mode='grads' needs the data"):
+        inspect.rnn_heatmap(two_lstms, "lstm_a", mode="grads")
+
+
+def test_a_nan_is_marked_on_its_panel_only():
+    model = wrap(keras.layers.GRU(3, name="rnn"))
+    kernel = model.get_layer("rnn").cell.kernel
+    value = kernel.numpy()
+    value[0, 4] = np.nan  # the reset gate (units 3-5)
+    kernel.assign(value)
+    hist = inspect.rnn_histogram(model, "rnn")
+    marked = [ax.get_title() for ax in hist.axes if any("NaN" in t.get_text() for t in ax.texts)]
+    assert marked == ["forward kernel: reset"]
+
+
+def test_feature_figures_have_one_panel_per_sample():
+    sequences = np.random.default_rng(0).normal(size=(4, 10, 6))
+    assert len(titles(inspect.features_1d(sequences))) == 4
+    fig = inspect.features_2d(sequences, norm="auto", reflect_half=True)
+    assert len(titles(fig)) == 4
+    first = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(first[:, 3:], sequences[0, ::-1, 3:])  # the backward half reflected
+    assert len(inspect.features_0d(sequences[:, -1]).axes) == 1
+    with pytest.raises(ValueError, match="features_0d takes"):
+        inspect.features_0d(sequences)

@@ -9,10 +9,13 @@ Example:
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from visopt._cache import cached, request_key
 from visopt._checks import is_int
 from visopt.model.layers import find_layer, walk
 from visopt.model.surgery import LayerRequest, build_feature_model
@@ -74,10 +77,12 @@ def layer_gradients(model, layers, x, y, *, sample_weight=None, wrt: str = "outp
     if wrt == "weights":
         owned = {id(v) for layer in found for v in layer.trainable_weights}
         entries = [e for e in trainable_entries(model) if layers == "*" or id(e.variable) in owned]
-        variables = [e.variable for e in entries]
-        with tf.GradientTape() as tape:
-            loss = compiled_loss(model, x, y, model(x, training=False), sample_weight)
-        grads = tape.gradient(loss, variables)
+        if getattr(model, "loss", None) is None:
+            compiled_loss(model, x, y, None)  # raises the message that says to compile
+        gradient = cached(model, request_key("loss-gradients", [id(e.variable) for e in entries]),
+                          lambda: _weight_gradient_fn(model, [e.variable for e in entries]))
+        weights = None if sample_weight is None else tf.convert_to_tensor(sample_weight, tf.float32)
+        grads = gradient(x, tf.convert_to_tensor(y), weights)
         return {e.path: (np.zeros(e.shape, np.float32) if g is None else keras.ops.convert_to_numpy(g))
                 for e, g in zip(entries, grads)}
     features = build_feature_model(model, [LayerRequest(layer) for layer in found] + [LayerRequest(model)])
@@ -87,3 +92,18 @@ def layer_gradients(model, layers, x, y, *, sample_weight=None, wrt: str = "outp
     grads = tape.gradient(loss, outputs[:-1])
     return {layer.name: (np.zeros(out.shape, np.float32) if g is None else keras.ops.convert_to_numpy(g))
             for layer, out, g in zip(found, outputs, grads)}
+
+
+def _weight_gradient_fn(model, variables):
+    """A compiled ``(x, y, sample_weight) -> gradients of the compiled loss`` for ``variables``; it
+    holds the model weakly (it is cached per model, see visopt._cache)."""
+    model_ref = weakref.ref(model)
+
+    @tf.function(reduce_retracing=True)
+    def gradient(x, y, sample_weight):
+        model = model_ref()
+        with tf.GradientTape() as tape:
+            loss = compiled_loss(model, x, y, model(x, training=False), sample_weight)
+        return tape.gradient(loss, variables)
+
+    return gradient

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from visopt._cache import cached, request_key
 from visopt.model.gates import GateLayout, gate_layout, split_gates
 from visopt.model.layers import LayerInput, find_layer, walk
 from visopt.model.surgery import LayerRequest, build_feature_model
@@ -61,19 +63,38 @@ def rnn_weights(model, layer) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         (16,)
     """
     found, layout = recurrent_layer(model, layer)
+    return _split_by_gate(found, layout, _numpy)
+
+
+def rnn_weight_gradients(model, layer, x, y, *, sample_weight=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """The compiled loss's gradients with respect to a recurrent layer's weights, laid out like
+    :func:`rnn_weights` (``[direction][kind][gate]``).
+
+    Example:
+        >>> grads = rnn_weight_gradients(model, "lstm", x, y)
+        >>> np.abs(grads["forward"]["recurrent_kernel"]["forget"]).max()
+    """
+    from visopt.inspect.outputs import layer_gradients
+
+    found, layout = recurrent_layer(model, layer)
+    grads = layer_gradients(model, found, x, y, sample_weight=sample_weight, wrt="weights")
+    by_id = {id(v): grads[v.path] for v in found.trainable_weights if v.path in grads}
+    return _split_by_gate(found, layout, lambda variable: by_id[id(variable)])
+
+
+def _split_by_gate(found, layout: GateLayout, read) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``read(variable)`` of each cell weight, split into ``[direction][kind][gate]``."""
     result = {}
     for direction, inner in _directions(found).items():
         cell = _cell(inner)
-        kinds = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel}
-        bias = getattr(cell, "bias", None)
-        if bias is not None:
-            value = keras.ops.convert_to_numpy(bias)
+        kinds = {"kernel": read(cell.kernel), "recurrent_kernel": read(cell.recurrent_kernel)}
+        if getattr(cell, "bias", None) is not None:
+            value = np.asarray(read(cell.bias))
             if layout.reset_after and value.ndim == 2:
                 kinds["bias"], kinds["recurrent_bias"] = value[0], value[1]
             else:
                 kinds["bias"] = value
-        result[direction] = {kind: split_gates(keras.ops.convert_to_numpy(value), layout)
-                             for kind, value in kinds.items()}
+        result[direction] = {kind: split_gates(np.asarray(value), layout) for kind, value in kinds.items()}
     return result
 
 
@@ -110,7 +131,10 @@ def _layer_input(model, layer, x) -> tuple[np.ndarray, np.ndarray | None]:
     """What enters ``layer`` when ``model`` runs on ``x``, and the time mask that reaches it (or None)."""
     masker = _masking_layer(model, layer)
     requests = [LayerRequest(LayerInput(layer))] + ([LayerRequest(LayerInput(masker))] if masker else [])
-    outputs = build_feature_model(model, requests)(x, training=False)
+    # cached per model and compiled: a callback asks again every few batches (surgery and tracing
+    # once; an eager pass would step the model's own recurrent layers one op at a time)
+    features = cached(model, request_key("rnn-input", layer, masker), lambda: _compiled(build_feature_model(model, requests)))
+    outputs = features(tf.convert_to_tensor(x))
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     inputs = keras.ops.convert_to_numpy(outputs[0]).astype(np.float32)
     if masker is None:
@@ -124,6 +148,10 @@ def _layer_input(model, layer, x) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"the mask made by {masker.name!r} has shape {mask.shape}, not the (batch, time) "
                          f"{inputs.shape[:2]} of {layer.name!r}'s input: a layer between them changes the time axis")
     return inputs, mask
+
+
+def _compiled(features):
+    return tf.function(lambda x: features(x, training=False), reduce_retracing=True)
 
 
 def _masking_layer(model, layer):
@@ -144,10 +172,12 @@ def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None)
                "bias": None if getattr(cell, "bias", None) is None else _numpy(cell.bias)}
     step = {"lstm": _lstm_step, "gru": _gru_step, "simple_rnn": _simple_step}[layout.cell]
     n, steps = x.shape[:2]
+    # the input's share of every step in one product (the recurrent share needs the previous step)
+    projected = (x.reshape(n * steps, -1) @ weights["kernel"]).reshape(n, steps, -1)
     state = {"h": np.zeros((n, layout.units), np.float32), "c": np.zeros((n, layout.units), np.float32)}
     records: dict[str, list] = {}
     for t in range(steps):
-        values, new = step(cell, weights, layout, x[:, t], state)
+        values, new = step(cell, weights, layout, projected[:, t], state)
         if mask is not None:
             keep = mask[:, t][:, None]
             new = {k: np.where(keep, v, state[k]) for k, v in new.items()}
@@ -162,15 +192,29 @@ def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None)
 
 
 def _numpy(value) -> np.ndarray:
-    return keras.ops.convert_to_numpy(value).astype(np.float32)
+    """A variable's (or tensor's) value as float32 NumPy."""
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.float32)
+
+
+def _sigmoid(value):
+    return 1.0 / (1.0 + np.exp(-value))
+
+
+#: NumPy forms of the usual activations (a Keras op per step and gate costs more than the step).
+_NUMPY_ACTIVATIONS = {"sigmoid": _sigmoid, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
+                      "linear": lambda v: v}
 
 
 def _act(fn, value: np.ndarray) -> np.ndarray:
+    fast = _NUMPY_ACTIVATIONS.get(getattr(fn, "__name__", None))
+    if fast is not None:
+        return fast(value).astype(np.float32, copy=False)
     return keras.ops.convert_to_numpy(fn(value)).astype(np.float32)
 
 
-def _lstm_step(cell, w, layout, x, state):
-    z = x @ w["kernel"] + state["h"] @ w["recurrent"]
+def _lstm_step(cell, w, layout, xw, state):
+    """One LSTM step; ``xw`` is the input already multiplied by the kernel."""
+    z = xw + state["h"] @ w["recurrent"]
     if w["bias"] is not None:
         z = z + w["bias"]
     pre = split_gates(z, layout)
@@ -183,11 +227,11 @@ def _lstm_step(cell, w, layout, x, state):
     return gates, {"h": h, "c": c}
 
 
-def _gru_step(cell, w, layout, x, state):
+def _gru_step(cell, w, layout, xw, state):
     h = state["h"]
     bias = w["bias"]
     input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
-    xs = split_gates(x @ w["kernel"] + (0 if input_bias is None else input_bias), layout)
+    xs = split_gates(xw + (0 if input_bias is None else input_bias), layout)
     recurrent = split_gates(w["recurrent"], layout)
     if layout.reset_after:
         hs = split_gates(h @ w["recurrent"] + (0 if recurrent_bias is None else recurrent_bias), layout)
@@ -201,8 +245,8 @@ def _gru_step(cell, w, layout, x, state):
     return {"update": z, "reset": r, "new": new}, {"h": z * h + (1 - z) * new, "c": state["c"]}
 
 
-def _simple_step(cell, w, layout, x, state):
-    z = x @ w["kernel"] + state["h"] @ w["recurrent"]
+def _simple_step(cell, w, layout, xw, state):
+    z = xw + state["h"] @ w["recurrent"]
     if w["bias"] is not None:
         z = z + w["bias"]
     return {}, {"h": _act(cell.activation, z), "c": state["c"]}

@@ -1,0 +1,97 @@
+"""RNN introspection costs: ``rnn_gates`` against the layer's own forward pass, and ``GateMonitor`` on ``fit``.
+
+1. ``visopt.inspect.rnn_gates`` on 256 sequences x 100 steps into an LSTM of 64 units (input 16
+   features), against the same model's ``predict`` on the same batch (the layer's own forward
+   pass; both after a warm-up call). Target: at most 3x.
+2. ``model.fit`` of that model (2 epochs of 40 batches of 32) with and without
+   ``GateMonitor(batch_interval=10)`` on a 64-sequence probe with targets (gradient norms on).
+   Target: at most 1.10x.
+
+Best of ``--rounds`` alternating rounds (the machine is shared). Results: docs/benchmarks.md.
+
+    python benchmarks/bench_rnn.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from visopt import GateMonitor, inspect  # noqa: E402
+
+
+def build(units: int = 64, features: int = 16, steps: int = 100) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((steps, features))
+    x = keras.layers.LSTM(units, return_sequences=True, name="lstm")(inputs)
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def best(fn, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gates_vs_forward(model, x, rounds: int) -> tuple[float, float]:
+    inspect.rnn_gates(model, "lstm", x)  # warm-up: surgery and tracing once
+    model.predict(x, verbose=0, batch_size=len(x))
+    gates = forward = float("inf")
+    for _ in range(rounds):  # alternate, so that both see the same machine
+        gates = min(gates, best(lambda: inspect.rnn_gates(model, "lstm", x), 1))
+        forward = min(forward, best(lambda: model.predict(x, verbose=0, batch_size=len(x)), 1))
+    return gates, forward
+
+
+def fit_with_and_without_monitor(rounds: int) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1280, 100, 16)).astype("float32")
+    y = rng.normal(size=(1280, 1)).astype("float32")
+    plain = monitored = float("inf")
+    with tempfile.TemporaryDirectory() as folder:
+        for r in range(rounds):
+            for name in (("plain", "monitored") if r % 2 else ("monitored", "plain")):
+                model = build()
+                callbacks = [GateMonitor(os.path.join(folder, "gates.csv"), x[:64], y[:64], batch_interval=10)] \
+                    if name == "monitored" else []
+                model.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0, callbacks=callbacks)  # trace
+                start = time.perf_counter()
+                model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
+                elapsed = time.perf_counter() - start
+                if name == "plain":
+                    plain = min(plain, elapsed)
+                else:
+                    monitored = min(monitored, elapsed)
+    return monitored, plain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()}")
+    model = build()
+    x = np.random.default_rng(1).normal(size=(256, 100, 16)).astype("float32")
+    gates, forward = gates_vs_forward(model, x, args.rounds)
+    print(f"rnn_gates {gates * 1e3:.1f} ms, layer forward (predict) {forward * 1e3:.1f} ms: "
+          f"{gates / forward:.2f}x  (target <= 3)")
+    monitored, plain = fit_with_and_without_monitor(max(2, args.rounds // 2))
+    print(f"fit with GateMonitor {monitored:.2f} s, without {plain:.2f} s: {monitored / plain:.3f}x  (target <= 1.10)")
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Watch the gates of recurrent layers while a model trains: one table row per layer, direction and gate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from visopt._checks import positive_int
+from visopt.inspect.rnn import recurrent_layer, rnn_gates, rnn_weight_gradients, rnn_weights
+from visopt.model.gates import gate_layout
+from visopt.model.layers import walk
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+COLUMNS = ("epoch", "batch", "step", "layer", "direction", "gate", "mean", "saturated", "dead", "weight_norm",
+           "gradient_norm")
+#: Gates squashed to (0, 1) by the recurrent activation; the others (cell, new, hidden) lie in (-1, 1).
+_SIGMOID_GATES = {"input", "forget", "output", "update", "reset"}
+
+
+def gate_statistics(gates: dict[str, np.ndarray], saturation: float = 0.99) -> dict[str, dict[str, float]]:
+    """Per gate: the mean activation, the share of saturated values (within 1% of the ends of the
+    gate's range), and the share of dead units (the same value for every sample and timestep).
+
+    Example:
+        >>> gate_statistics(rnn_gates(model, "lstm", x)["forward"])["forget"]["saturated"]
+        0.12
+    """
+    stats = {}
+    for name, values in gates.items():
+        if name == "cell_state":
+            continue
+        finite = values[np.isfinite(values).all(axis=-1)] if values.ndim == 3 else values
+        units = finite.reshape(-1, finite.shape[-1])
+        if name in _SIGMOID_GATES:
+            saturated = (units < 1 - saturation) | (units > saturation)
+        else:
+            saturated = np.abs(units) > saturation
+        dead = units.std(axis=0) < 1e-4 if len(units) > 1 else np.zeros(units.shape[-1], bool)
+        stats[name] = {"mean": float(units.mean()), "saturated": float(saturated.mean()), "dead": float(dead.mean())}
+    return stats
+
+
+class GateMonitor(keras.callbacks.Callback):
+    """Per-gate statistics of recurrent layers every ``batch_interval`` batches, into a table file.
+
+    For each monitored layer, direction and gate (and the hidden state) a row holds: the mean
+    activation, the saturated share, the dead-unit share (on the probe inputs ``x``), the L2 norm of
+    the gate's weights (kernel, recurrent kernel and bias blocks), and with ``y`` the norm of their
+    loss gradient. Rows are appended as they come (CSV with a header, or JSON Lines), so a table
+    of a run that stopped is readable up to its last complete row.
+
+    Args:
+        path: ``.csv`` or ``.jsonl`` file (created; an existing one is replaced when training starts).
+        x: probe inputs: the first ``max_samples`` are kept (a bounded copy, said so).
+        y: their targets, for gradient norms (None: no gradient column).
+        layers: the recurrent layers (names or Layers); every LSTM, GRU, SimpleRNN and
+            Bidirectional of the model by default.
+        batch_interval: a row set every this many batches (and at batch 0).
+        max_samples: how many probe samples are kept.
+
+    Example:
+        >>> monitor = GateMonitor("runs/gates.csv", x_val[:64], y_val[:64], batch_interval=10)
+        >>> model.fit(x, y, epochs=3, callbacks=[monitor])
+    """
+
+    def __init__(self, path, x, y=None, *, layers=None, batch_interval: int = 10, max_samples: int = 16):
+        super().__init__()
+        self.path = Path(path)
+        if self.path.suffix.lower() not in FORMATS:
+            raise ValueError(f"GateMonitor writes {sorted(FORMATS)} tables; got {str(path)!r}")
+        self.format = FORMATS[self.path.suffix.lower()]
+        self.batch_interval = positive_int(batch_interval, "batch_interval")
+        max_samples = positive_int(max_samples, "max_samples")
+        self.x = np.asarray(x)[:max_samples]
+        self.y = None if y is None else np.asarray(y)[:max_samples]
+        self.layer_specs = layers
+        self.rows_written = 0
+        self._layers: list = []
+        self._epoch = 0
+        self._calls = 0
+
+    def on_train_begin(self, logs=None):
+        self._layers = self._monitored()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", encoding="utf-8", newline="") as handle:
+            if self.format == "csv":
+                csv.writer(handle).writerow(COLUMNS)
+        self.rows_written = 0
+        self._calls = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = int(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._calls
+        self._calls += 1
+        if batch % self.batch_interval == 0:
+            self._append(self.rows(int(batch), step))
+
+    def rows(self, batch: int, step: int) -> list[dict]:
+        """The rows of the monitored layers now (what ``on_train_batch_end`` appends)."""
+        rows = []
+        for layer in self._layers:
+            gates = rnn_gates(self.model, layer, self.x)
+            weights = rnn_weights(self.model, layer)
+            grads = None if self.y is None else rnn_weight_gradients(self.model, layer, self.x, self.y)
+            for direction, values in gates.items():
+                for gate, stats in gate_statistics(values).items():
+                    rows.append({"epoch": self._epoch, "batch": batch, "step": step, "layer": layer.name,
+                                 "direction": direction, "gate": gate, **stats,
+                                 "weight_norm": _gate_norm(weights[direction], gate),
+                                 "gradient_norm": None if grads is None else _gate_norm(grads[direction], gate)})
+        return rows
+
+    def _monitored(self) -> list:
+        if self.layer_specs is None:
+            found = [v.layer for v in walk(self.model)
+                     if not v.is_model and gate_layout(v.layer) is not None and not gate_layout(v.layer).convolutional]
+            if not found:
+                raise ValueError(f"GateMonitor: model {self.model.name!r} has no LSTM, GRU or SimpleRNN layer")
+            return found
+        specs = self.layer_specs if isinstance(self.layer_specs, (list, tuple)) else [self.layer_specs]
+        return [recurrent_layer(self.model, spec)[0] for spec in specs]
+
+    def _append(self, rows: list[dict]) -> None:
+        buffer = io.StringIO()
+        if self.format == "csv":
+            writer = csv.DictWriter(buffer, COLUMNS)
+            writer.writerows(rows)
+        else:
+            buffer.writelines(json.dumps(row) + "\n" for row in rows)
+        with open(self.path, "a", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())  # one write: a stopped run leaves complete rows
+        self.rows_written += len(rows)
+
+
+def _gate_norm(kinds: dict[str, dict[str, np.ndarray]], gate: str) -> float | None:
+    """The L2 norm of one gate's blocks over every kind (None for the hidden state, which has none)."""
+    blocks = [np.asarray(gates[gate]).ravel() for gates in kinds.values() if gate in gates]
+    return float(np.sqrt(sum((b.astype(np.float64) ** 2).sum() for b in blocks))) if blocks else None
