@@ -23,7 +23,8 @@ import numpy as np
 from visopt._checks import positive_int
 from visopt.attribution.engine import AttributionEngine, chunks
 from visopt.attribution.maps import GRADIENT_VANISHED, NORMALIZATIONS, normalize_maps, unit_range, upsample
-from visopt.model.layers import LayerInput, as_graph, feature_shape, find_feature, find_layer, find_penultimate_layer
+from visopt.model.layers import (LayerInput, as_graph, feature_shape, find_feature, find_layer, find_penultimate_layer,
+                                 input_count)
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "layercam")
 
@@ -54,7 +55,7 @@ class GradCAM:
             raise ValueError(f"penultimate layer {feature.name!r} gives shape {shape}, not a feature map with "
                              "spatial axes")
         self.penultimate_layer = feature
-        if len(getattr(model, "inputs", None) or []) > 1:
+        if input_count(model) > 1:
             raise ValueError(f"a CAM is drawn over one input image; model {model.name!r} has "
                              f"{len(model.inputs)} inputs: use visualize_saliency, which gives one map per input")
         self.engine = AttributionEngine.for_model(model, target, feature_layer=feature, probability=self.probability)

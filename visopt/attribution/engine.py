@@ -23,7 +23,7 @@ import tensorflow as tf
 from visopt._cache import cached, request_key
 from visopt._checks import input_batch, is_int
 from visopt.model.layers import (activation_name, as_graph, channel_axis, data_format_of, find_embedding, find_feature,
-                                 find_layer, input_shape)
+                                 find_layer, input_count, input_shape)
 from visopt.model.surgery import LayerRequest, build_feature_model, flat_view, model_after
 from visopt.model.units import channel_means, normalize_indices, selection_matrix
 
@@ -56,7 +56,7 @@ class AttributionEngine:
         self.feature_layer = None if feature_layer is None else find_feature(model, feature_layer)
         # several inputs: one flat vector of all their values (InputSegments says where each sits)
         self.segments = None
-        if len(getattr(model, "inputs", None) or []) > 1:
+        if input_count(model) > 1:
             model, self.segments = flat_view(model)
         # integer (token) inputs: everything happens after the embedding, on its vectors
         self.embedding = find_embedding(model, embedding_layer)

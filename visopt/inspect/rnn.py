@@ -24,6 +24,7 @@ from visopt._cache import cached, request_key
 from visopt.model.gates import GateLayout, gate_layout, split_gates
 from visopt.model.layers import LayerInput, find_layer, walk
 from visopt.model.surgery import LayerRequest, build_feature_model
+from visopt.model.weights import read
 
 SUPPORTED = ("LSTM", "GRU", "SimpleRNN", "Bidirectional (of those)", "ConvLSTM1D/2D/3D (weights only)",
              "RNN(LSTMCell | GRUCell | SimpleRNNCell)")
@@ -63,7 +64,7 @@ def rnn_weights(model, layer) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         (16,)
     """
     found, layout = recurrent_layer(model, layer)
-    return _split_by_gate(found, layout, _numpy)
+    return _split_by_gate(found, layout, read)
 
 
 def rnn_weight_gradients(model, layer, x, y, *, sample_weight=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
@@ -82,14 +83,14 @@ def rnn_weight_gradients(model, layer, x, y, *, sample_weight=None) -> dict[str,
     return _split_by_gate(found, layout, lambda variable: by_id[id(variable)])
 
 
-def _split_by_gate(found, layout: GateLayout, read) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """``read(variable)`` of each cell weight, split into ``[direction][kind][gate]``."""
+def _split_by_gate(found, layout: GateLayout, value_of) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``value_of(variable)`` for each cell weight, split into ``[direction][kind][gate]``."""
     result = {}
     for direction, inner in _directions(found).items():
         cell = _cell(inner)
-        kinds = {"kernel": read(cell.kernel), "recurrent_kernel": read(cell.recurrent_kernel)}
+        kinds = {"kernel": value_of(cell.kernel), "recurrent_kernel": value_of(cell.recurrent_kernel)}
         if getattr(cell, "bias", None) is not None:
-            value = np.asarray(read(cell.bias))
+            value = np.asarray(value_of(cell.bias))
             if layout.reset_after and value.ndim == 2:
                 kinds["bias"], kinds["recurrent_bias"] = value[0], value[1]
             else:
@@ -168,8 +169,8 @@ def _masking_layer(model, layer):
 
 def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None) -> dict[str, np.ndarray]:
     """Run ``cell`` over ``x`` (N, T, features) in the given order; its gates, states and outputs per step."""
-    weights = {"kernel": _numpy(cell.kernel), "recurrent": _numpy(cell.recurrent_kernel),
-               "bias": None if getattr(cell, "bias", None) is None else _numpy(cell.bias)}
+    weights = {"kernel": read(cell.kernel), "recurrent": read(cell.recurrent_kernel),
+               "bias": None if getattr(cell, "bias", None) is None else read(cell.bias)}
     step = {"lstm": _lstm_step, "gru": _gru_step, "simple_rnn": _simple_step}[layout.cell]
     n, steps = x.shape[:2]
     # the input's share of every step in one product (the recurrent share needs the previous step)
@@ -189,11 +190,6 @@ def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None)
         for name, value in values.items():
             records.setdefault(name, []).append(value)
     return {name: np.stack(values, axis=1).astype(np.float32) for name, values in records.items()}
-
-
-def _numpy(value) -> np.ndarray:
-    """A variable's (or tensor's) value as float32 NumPy."""
-    return np.asarray(value.numpy() if hasattr(value, "numpy") else value, dtype=np.float32)
 
 
 def _sigmoid(value):

@@ -184,6 +184,11 @@ def load_model_file(path) -> keras.Model:
         raise ValueError(f"cannot load the model file {path!r}: {first}") from err
 
 
+def input_count(model) -> int:
+    """How many inputs a graph model has (0 when it has none defined yet)."""
+    return len(getattr(model, "inputs", None) or [])
+
+
 def is_graph(model) -> bool:
     """Whether ``model`` is a graph visopt can read and rewire (Sequential, Functional), not a subclassed model."""
     if isinstance(model, keras.Sequential):  # a graph even before it is built
