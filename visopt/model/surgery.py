@@ -148,13 +148,30 @@ def build_feature_model(model, requests: Sequence[LayerRequest], *, relu_gradien
         return out
 
     new_input = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
-    out = _inline(model, call, (new_input,), recorded)
+    out = _run_root(model, call, new_input)
     if id(model) in wanted:  # the whole model's output is a target
         recorded[(id(model), "output")] = _float32(out)
     missing = [target for target, key in zip(targets, keys) if key not in recorded]
     if missing:
         raise ValueError(f"{_describe(missing[0])} is not reached from the input of model {model.name!r}")
     return keras.Model(new_input, [recorded[key] for key in keys], name=f"{model.name}_features")
+
+
+def _run_root(model: keras.Model, call, new_input) -> keras.KerasTensor:
+    """Run the outer model's graph from ``new_input`` through ``call``, in the new graph itself (not
+    wrapped like a nested model): the feature model then computes only what its outputs need, so a
+    request for an inner layer does not also run the layers after it."""
+    if isinstance(model, keras.Sequential):
+        x = new_input
+        for layer in model.layers:
+            x = call(layer, x)
+        return x
+    try:
+        clone = keras.models.clone_model(model, input_tensors=new_input, clone_function=lambda layer: layer,
+                                         call_function=call)
+    except ValueError as err:
+        raise ValueError(f"cannot rebuild model {model.name!r} ({type(model).__name__}): {err}") from err
+    return clone.outputs[0] if len(clone.outputs) == 1 else clone.outputs
 
 
 def _float32(tensor):

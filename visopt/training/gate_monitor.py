@@ -48,6 +48,9 @@ def gate_statistics(gates: dict[str, np.ndarray], saturation: float = 0.99) -> d
 class GateMonitor(keras.callbacks.Callback):
     """Per-gate statistics of recurrent layers every ``batch_interval`` batches, into a table file.
 
+    Rows are taken at the start of batches 0, ``batch_interval``, ... of every epoch: they describe
+    the weights before that batch's update (``step`` counts the batches trained before it).
+
     For each monitored layer, direction and gate (and the hidden state) a row holds: the mean
     activation, the saturated share, the dead-unit share (on the probe inputs ``x``), the L2 norm of
     the gate's weights (kernel, recurrent kernel and bias blocks), and with ``y`` the norm of their
@@ -96,14 +99,16 @@ class GateMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = int(epoch)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
+        # at batch begin, as WeightSnapshot: a batch-end hook would make Keras wait for every batch's
+        # logs (it turns off the asynchronous dispatch of fit), which costs more than the rows
         step = self._calls
         self._calls += 1
         if batch % self.batch_interval == 0:
             self._append(self.rows(int(batch), step))
 
     def rows(self, batch: int, step: int) -> list[dict]:
-        """The rows of the monitored layers now (what ``on_train_batch_end`` appends)."""
+        """The rows of the monitored layers now (what ``on_train_batch_begin`` appends)."""
         rows = []
         for layer in self._layers:
             gates = rnn_gates(self.model, layer, self.x)
