@@ -51,11 +51,16 @@ def layer_outputs(model, layers, x, *, training: bool = False) -> dict[str, np.n
     return {layer.name: keras.ops.convert_to_numpy(out) for layer, out in zip(found, outputs)}
 
 
-def compiled_loss(model, x, y, y_pred, sample_weight=None):
-    """The loss ``fit`` minimizes: ``model.compute_loss`` (compiled loss, sample weights, regularization)."""
+def require_compiled(model) -> None:
+    """Raise unless ``model`` has a compiled loss (the gradients here are those of the loss ``fit`` minimizes)."""
     if getattr(model, "loss", None) is None:
         raise ValueError(f"model {model.name!r} is not compiled with a loss: the gradients are those of the loss "
                          "fit would minimize; call model.compile(loss=...) first")
+
+
+def compiled_loss(model, x, y, y_pred, sample_weight=None):
+    """The loss ``fit`` minimizes: ``model.compute_loss`` (compiled loss, sample weights, regularization)."""
+    require_compiled(model)
     return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
 
 
@@ -77,8 +82,7 @@ def layer_gradients(model, layers, x, y, *, sample_weight=None, wrt: str = "outp
     if wrt == "weights":
         owned = {id(v) for layer in found for v in layer.trainable_weights}
         entries = [e for e in trainable_entries(model) if layers == "*" or id(e.variable) in owned]
-        if getattr(model, "loss", None) is None:
-            compiled_loss(model, x, y, None)  # raises the message that says to compile
+        require_compiled(model)  # before tracing: the error then names the cause
         gradient = cached(model, request_key("loss-gradients", [id(e.variable) for e in entries]),
                           lambda: _weight_gradient_fn(model, [e.variable for e in entries]))
         weights = None if sample_weight is None else tf.convert_to_tensor(sample_weight, tf.float32)
