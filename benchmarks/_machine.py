@@ -1,4 +1,4 @@
-"""What a benchmark ran on: the CPU's name and the visopt commit, printed with every result."""
+"""What a benchmark ran on: the CPU's name, the load on it and the visopt commit, printed with every result."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages ("unavailable" where the system has none)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unavailable"

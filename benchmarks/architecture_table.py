@@ -70,7 +70,7 @@ except ImportError:  # not installed: use the checkout this script lives in
     import visopt
 import visopt.model  # noqa: E402
 from visopt.model.layers import feature_shape  # noqa: E402
-from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
+from _machine import cpu_name, load_average, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 
 ARCHITECTURES = {
     "VGG16": keras.applications.VGG16,
@@ -312,13 +312,6 @@ def markdown(results: dict, size: int, total: float, load_start: str) -> str:
               f"visopt {visopt.__version__} ({visopt_revision()})",
               f"- total runtime: {total / 60:.1f} min", ""]
     return "\n".join(lines)
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "unavailable"
 
 
 # --------------------------------------------------------------------------------------------

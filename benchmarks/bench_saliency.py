@@ -70,7 +70,7 @@ except ImportError:  # not installed: use the checkout this script lives in
 from visopt import visualize_cam  # noqa: E402
 from visopt.demo import make_dataset, train_demo_model  # noqa: E402
 from visopt import visualize_saliency  # noqa: E402
-from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
+from _machine import cpu_name, load_average, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 
 try:
     from tf_keras_vis.gradcam import Gradcam
@@ -427,13 +427,6 @@ def version(module: str) -> str:
         return metadata.version(module)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "unavailable"
 
 
 # --------------------------------------------------------------------------------------------

@@ -113,6 +113,20 @@ def test_gradcam_looks_through_spatial_pooling_to_the_last_conv():
 
 
 # -- mixed precision --------------------------------------------------------------------------------
+def built_twice(build, policy: str):
+    """``build()`` under the precision ``policy``, and again in float32 with the same weights."""
+    keras.utils.set_random_seed(0)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        mixed = build()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    plain = build()
+    plain.set_weights(mixed.get_weights())
+    return mixed, plain
+
+
 @pytest.fixture
 def mixed_and_float_models():
     """The same weights twice: under ``mixed_bfloat16`` (a float32 softmax head) and in float32."""
@@ -124,15 +138,7 @@ def mixed_and_float_models():
         return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32",
                                                       name="predictions")(x))
 
-    keras.utils.set_random_seed(0)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        mixed = build()
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    plain = build()
-    plain.set_weights(mixed.get_weights())
+    mixed, plain = built_twice(build, "mixed_bfloat16")
     assert mixed.get_layer("c1").compute_dtype == "bfloat16"
     return mixed, plain
 
@@ -411,15 +417,7 @@ def test_mixed_float16_gives_the_float32_maps_too():
         x = keras.layers.GlobalAveragePooling2D()(x)
         return keras.Model(inputs, keras.layers.Dense(3, dtype="float32", name="predictions")(x))
 
-    keras.utils.set_random_seed(0)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        half = build()
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    plain = build()
-    plain.set_weights(half.get_weights())
+    half, plain = built_twice(build, "mixed_float16")
     assert half.get_layer("c1").compute_dtype == "float16"
     x = images(2)
     for call in (lambda m: visualize_saliency(m, "predictions", [0, 1], x),
