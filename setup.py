@@ -20,6 +20,7 @@ setup(
         "imageio-ffmpeg",
         "matplotlib",
         "tqdm",
+        "threadpoolctl",
     ],
     extras_require={
         "test": ["pytest>=7", "tensorboard"],

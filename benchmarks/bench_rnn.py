@@ -93,7 +93,7 @@ def main() -> None:
           f"{gates / forward:.2f}x  (target <= 3)")
     for units, batch_size in ((64, 32), (256, 128)):  # a small LSTM, and one whose batches take longer
         for gradients in (True, False):
-            monitored, plain = fit_with_and_without_monitor(max(2, args.rounds // 2), gradients, units, batch_size)
+            monitored, plain = fit_with_and_without_monitor(args.rounds, gradients, units, batch_size)
             what = "with gradient norms (y given)" if gradients else "gates and weight norms only (no y)"
             print(f"fit of LSTM({units}), batches of {batch_size}, with GateMonitor, {what}: {monitored:.2f} s, "
                   f"without {plain:.2f} s ({plain / 80 * 1e3:.0f} ms a batch): {monitored / plain:.3f}x  "

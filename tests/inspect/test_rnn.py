@@ -67,6 +67,26 @@ def test_a_layer_inside_a_nested_model_and_a_last_step_output():
     np.testing.assert_allclose(hidden[:, -1], inner.predict(X * 2.0, verbose=0), atol=1e-5)
 
 
+@pytest.mark.parametrize("make, shape", [
+    (lambda: keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, name="rnn"), (5, 6, 6, 2)),
+    (lambda: keras.layers.ConvLSTM2D(3, 2, strides=2, return_sequences=True, go_backwards=True, name="rnn"),
+     (5, 7, 7, 2)),
+    (lambda: keras.layers.ConvLSTM1D(4, 3, data_format="channels_first", return_sequences=True, name="rnn"),
+     (5, 2, 9)),
+], ids=["same", "strided_backwards", "1d_channels_first"])
+def test_conv_lstm_gates_reproduce_the_layer(make, shape):
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(2).normal(size=(2,) + shape).astype("float32")
+    layer = make()
+    model = wrap(layer, x)
+    gates = inspect.rnn_gates(model, "rnn", x)["forward"]
+    expected = model.predict(x, verbose=0)
+    hidden = gates["hidden"][:, ::-1] if layer.go_backwards else gates["hidden"]  # Keras: processing order
+    np.testing.assert_allclose(hidden, expected, atol=1e-5)
+    assert set(gates) == {"input", "forget", "cell", "output", "hidden", "cell_state"}
+    assert gates["forget"].shape == expected.shape and 0 < gates["forget"].min() and gates["forget"].max() < 1
+
+
 def test_unsupported_layers_are_named():
     model = wrap(keras.layers.Dense(3, name="dense"))
     with pytest.raises(ValueError, match="'dense' is a Dense, not a supported recurrent layer; supported: LSTM, GRU"):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from visopt import GateMonitor
-from visopt.training.gate_monitor import gate_statistics
+from visopt.render.colormaps import colormap_lut
+from visopt.training.gate_monitor import gate_picture, gate_statistics
 
 
 def sequence_model():
@@ -62,3 +63,44 @@ def test_gate_statistics_count_saturation_and_dead_units():
     stats = gate_statistics({"forget": forget, "new": np.zeros((2, 3, 4))})
     assert stats["forget"]["saturated"] == pytest.approx(0.25) and stats["forget"]["dead"] == pytest.approx(0.75)
     assert stats["new"]["saturated"] == 0 and stats["new"]["dead"] == 1.0
+
+
+def test_conv_lstm_layers_are_monitored_with_their_filters_as_units(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 2, 9))
+    x = keras.layers.ConvLSTM1D(3, 3, data_format="channels_first", name="conv_lstm")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(x)))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(8, 4, 2, 9)).astype("float32")
+    monitor = GateMonitor(tmp_path / "gates.csv", x, np.zeros((8, 1), "float32"), batch_interval=1)
+    model.fit(x, np.zeros((8, 1), "float32"), batch_size=4, epochs=1, verbose=0, callbacks=[monitor])
+    rows = list(csv.DictReader(open(tmp_path / "gates.csv")))
+    assert len(rows) == 2 * 5 and {r["layer"] for r in rows} == {"conv_lstm"}
+    assert all(0 < float(r["mean"]) < 1 for r in rows if r["gate"] == "forget")
+
+    forget = np.full((2, 3, 4, 5), 0.5)  # (N, T, filters, width): channels first
+    forget[:, :, 1] = np.random.default_rng(0).uniform(size=(2, 3, 5))  # the one living filter
+    assert gate_statistics({"forget": forget}, unit_axis=2)["forget"]["dead"] == pytest.approx(3 / 4)
+
+
+def test_gate_picture_draws_each_gate_on_its_own_fixed_scale():
+    forget, candidate = np.ones((5, 3)), -np.ones((5, 3))  # (T, units)
+    candidate[2, 1] = np.nan
+    picture = gate_picture({"lstm/forward": {"forget": forget, "cell": candidate}, "gru/forward": {"update": forget}})
+    lut = colormap_lut("viridis")
+    assert picture.shape == (3 + 1 + 3, 5 + 2 + 5, 3)  # gates stacked with a 1 px line, columns 2 px apart
+    assert (picture[:3, :5] == lut[255]).all() and (picture[3, :5] == 255).all()
+    assert (picture[4 + 1, 2] == 128).all() and (picture[4, :5] == lut[0]).all()  # NaN grey; -1 is the low end
+    assert (picture[3:, 7:] == 255).all()  # the shorter column is padded
+
+
+def test_the_animation_has_a_frame_per_row_set(tmp_path):
+    import imageio.v3 as iio
+
+    model, (x, y) = sequence_model(), data(16)
+    monitor = GateMonitor(tmp_path / "gates.csv", x, batch_interval=1, animation=tmp_path / "gates.gif")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[monitor])
+    frames = iio.imread(tmp_path / "gates.gif", index=None)
+    assert len(frames) == 4 and frames[0].std() > 0 and not (frames[0] == frames[-1]).all()
+    with pytest.raises(ValueError, match=r"GateMonitor animations are .gif or .mp4 files; got '.*gates.png'"):
+        GateMonitor(tmp_path / "gates.csv", x, animation=tmp_path / "gates.png")

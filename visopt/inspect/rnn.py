@@ -16,9 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
+from threadpoolctl import ThreadpoolController
 
 from visopt._cache import cached, request_key
 from visopt.model.gates import GateLayout, gate_layout, split_gates
@@ -26,7 +30,7 @@ from visopt.model.layers import LayerInput, find_layer, walk
 from visopt.model.surgery import LayerRequest, build_feature_model
 from visopt.model.weights import read
 
-SUPPORTED = ("LSTM", "GRU", "SimpleRNN", "Bidirectional (of those)", "ConvLSTM1D/2D/3D (weights only)",
+SUPPORTED = ("LSTM", "GRU", "SimpleRNN", "Bidirectional (of those)", "ConvLSTM1D/2D/3D",
              "RNN(LSTMCell | GRUCell | SimpleRNNCell)")
 
 
@@ -106,7 +110,8 @@ def rnn_gates(model, layer, x) -> dict[str, dict[str, np.ndarray]]:
     Every gate after its nonlinearity (LSTM: input, forget, cell (the candidate), output; GRU:
     update, reset, new; SimpleRNN: none), plus ``"cell"`` state (LSTM c_t, named ``"cell_state"``
     to keep it apart from the candidate gate) and ``"hidden"`` (h_t), all in the *input's* time
-    order (for ``go_backwards`` and the backward half of a Bidirectional layer too). The layer's
+    order (for ``go_backwards`` and the backward half of a Bidirectional layer too); a ConvLSTM's
+    are ``(N, T, *spatial, filters)`` (channels first: ``(N, T, filters, *spatial)``). The layer's
     input comes from one forward pass of ``model`` on ``x``. At steps a mask (``mask_zero``
     Embedding, Masking) hides, the state carries over, as in Keras, and the gates are NaN.
 
@@ -115,17 +120,34 @@ def rnn_gates(model, layer, x) -> dict[str, dict[str, np.ndarray]]:
         >>> gates["backward"]["hidden"][:, 0]      # the backward pass's last step: it read all of x
     """
     found, layout = recurrent_layer(model, layer)
-    if layout.convolutional:
-        raise ValueError(f"rnn_gates steps LSTM, GRU and SimpleRNN cells; {found.name!r} is a ConvLSTM (its "
-                         "weights are in rnn_weights)")
     inputs, mask = _layer_input(model, found, x)
     result = {}
-    for direction, inner in _directions(found).items():
-        backwards = bool(getattr(inner, "go_backwards", False))
-        order = slice(None, None, -1) if backwards else slice(None)
-        steps = _step_cell(_cell(inner), layout, inputs[:, order], None if mask is None else mask[:, order])
-        result[direction] = {name: values[:, order] for name, values in steps.items()}
+    with _one_blas_thread():
+        for direction, inner in _directions(found).items():
+            backwards = bool(getattr(inner, "go_backwards", False))
+            order = slice(None, None, -1) if backwards else slice(None)
+            steps = _step_cell(_cell(inner), layout, inputs[:, order], None if mask is None else mask[:, order])
+            result[direction] = {name: values[:, order] for name, values in steps.items()}
     return result
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """NumPy's BLAS on the calling thread only, for the duration of a ``with`` block.
+
+    The stepping's products are small; a multi-threaded OpenBLAS gains nothing on them, and its
+    idle threads spin for a while after each product, taking the cores from TensorFlow: a
+    GateMonitor inside ``fit`` slowed the training steps around it (measured in
+    docs/benchmarks.md, RNN introspection).
+    """
+    try:
+        return _blas_controller().limit(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 -- an unknown BLAS build: run as it is rather than fail
+        return contextlib.nullcontext()
 
 
 def _layer_input(model, layer, x) -> tuple[np.ndarray, np.ndarray | None]:
@@ -168,28 +190,76 @@ def _masking_layer(model, layer):
 
 
 def _step_cell(cell, layout: GateLayout, x: np.ndarray, mask: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Run ``cell`` over ``x`` (N, T, features) in the given order; its gates, states and outputs per step."""
+    """Run ``cell`` over ``x`` (N, T, features...) in the given order; its gates, states and outputs per step."""
     weights = {"kernel": read(cell.kernel), "recurrent": read(cell.recurrent_kernel),
                "bias": None if getattr(cell, "bias", None) is None else read(cell.bias)}
-    step = {"lstm": _lstm_step, "gru": _gru_step, "simple_rnn": _simple_step}[layout.cell]
-    n, steps = x.shape[:2]
+    products = _ConvProducts(cell, weights) if layout.convolutional else _DenseProducts(weights)
+    step = {"lstm": _lstm_step, "conv_lstm": _lstm_step, "gru": _gru_step, "simple_rnn": _simple_step}[layout.cell]
     # the input's share of every step in one product (the recurrent share needs the previous step)
-    projected = (x.reshape(n * steps, -1) @ weights["kernel"]).reshape(n, steps, -1)
-    state = {"h": np.zeros((n, layout.units), np.float32), "c": np.zeros((n, layout.units), np.float32)}
+    projected = products.inputs(x)
+    zeros = np.zeros(projected.shape[:1] + projected.shape[2:-1] + (layout.units,), np.float32)
+    state = {"h": zeros, "c": zeros}
     records: dict[str, list] = {}
-    for t in range(steps):
-        values, new = step(cell, weights, layout, projected[:, t], state)
+    for t in range(x.shape[1]):
+        values, new = step(cell, weights, layout, projected[:, t], state, products.recurrent)
         if mask is not None:
-            keep = mask[:, t][:, None]
+            keep = mask[:, t].reshape((-1,) + (1,) * (zeros.ndim - 1))
             new = {k: np.where(keep, v, state[k]) for k, v in new.items()}
             values = {k: np.where(keep, v, np.nan) for k, v in values.items()}
         state = new
         values["hidden"] = state["h"]
-        if layout.cell == "lstm":
+        if layout.cell in ("lstm", "conv_lstm"):
             values["cell_state"] = state["c"]
         for name, value in values.items():
             records.setdefault(name, []).append(value)
-    return {name: np.stack(values, axis=1).astype(np.float32) for name, values in records.items()}
+    result = {name: np.stack(values, axis=1).astype(np.float32) for name, values in records.items()}
+    return products.layer_order(result)
+
+
+class _DenseProducts:
+    """The products of an LSTM, GRU or SimpleRNN cell: matrix products on the last axis."""
+
+    def __init__(self, weights):
+        self.kernel = weights["kernel"]
+
+    def inputs(self, x):
+        n, steps = x.shape[:2]
+        return (x.reshape(n * steps, -1) @ self.kernel).reshape(n, steps, -1)
+
+    @staticmethod
+    def recurrent(h, kernel):
+        return h @ kernel
+
+    @staticmethod
+    def layer_order(result):
+        return result
+
+
+class _ConvProducts:
+    """The products of a ConvLSTM cell: convolutions, computed channels last (the kernel's layout
+    does not depend on ``data_format``); results are put back in the layer's own format."""
+
+    def __init__(self, cell, weights):
+        self.cell, self.kernel = cell, weights["kernel"]
+        self.channels_first = cell.data_format == "channels_first"
+
+    def inputs(self, x):
+        if self.channels_first:
+            x = np.moveaxis(x, 2, -1)
+        n, steps = x.shape[:2]
+        out = keras.ops.conv(x.reshape((n * steps,) + x.shape[2:]), self.kernel, strides=self.cell.strides,
+                             padding=self.cell.padding, dilation_rate=self.cell.dilation_rate,
+                             data_format="channels_last")
+        out = keras.ops.convert_to_numpy(out)
+        return out.reshape((n, steps) + out.shape[1:])
+
+    @staticmethod
+    def recurrent(h, kernel):
+        return keras.ops.convert_to_numpy(keras.ops.conv(h, kernel, strides=1, padding="same",
+                                                         data_format="channels_last"))
+
+    def layer_order(self, result):
+        return {k: np.moveaxis(v, -1, 2) for k, v in result.items()} if self.channels_first else result
 
 
 def _sigmoid(value):
@@ -208,9 +278,9 @@ def _act(fn, value: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(fn(value)).astype(np.float32)
 
 
-def _lstm_step(cell, w, layout, xw, state):
-    """One LSTM step; ``xw`` is the input already multiplied by the kernel."""
-    z = xw + state["h"] @ w["recurrent"]
+def _lstm_step(cell, w, layout, xw, state, recurrent):
+    """One LSTM (or ConvLSTM) step; ``xw`` is the input already multiplied by the kernel."""
+    z = xw + recurrent(state["h"], w["recurrent"])
     if w["bias"] is not None:
         z = z + w["bias"]
     pre = split_gates(z, layout)
@@ -223,7 +293,7 @@ def _lstm_step(cell, w, layout, xw, state):
     return gates, {"h": h, "c": c}
 
 
-def _gru_step(cell, w, layout, xw, state):
+def _gru_step(cell, w, layout, xw, state, recurrent):
     h = state["h"]
     bias = w["bias"]
     input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
@@ -241,8 +311,8 @@ def _gru_step(cell, w, layout, xw, state):
     return {"update": z, "reset": r, "new": new}, {"h": z * h + (1 - z) * new, "c": state["c"]}
 
 
-def _simple_step(cell, w, layout, xw, state):
-    z = xw + state["h"] @ w["recurrent"]
+def _simple_step(cell, w, layout, xw, state, recurrent):
+    z = xw + recurrent(state["h"], w["recurrent"])
     if w["bias"] is not None:
         z = z + w["bias"]
     return {}, {"h": _act(cell.activation, z), "c": state["c"]}
