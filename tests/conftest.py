@@ -85,3 +85,40 @@ class FullDisk:
     def close(self):
         self.handle.close()
         raise OSError(28, "No space left on device")
+
+
+# -- training replay: the tasks of tests/replay and tests/training/test_replay_recorder.py --------------
+class WeightCheckpoints(keras.callbacks.Callback):
+    """deepreplay's test idea: a plain callback keeps ``get_weights()`` at the points the recorder records."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [self.model.get_weights()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def replay_data(kind, n=96):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (n, 2 if kind in ("binary", "batchnorm") else 4)).astype("float32")
+    if kind in ("binary", "batchnorm"):
+        return x, (x[:, 1] > x[:, 0] ** 2).astype("float32")[:, None]
+    if kind == "softmax":
+        return x, np.digitize(x[:, 0] + x[:, 1], [-0.5, 0.5]).astype("int32")
+    return x, (x @ np.array([1.0, -2.0, 0.5, 0.0], "float32"))[:, None] + 0.1
+
+
+def replay_model(kind):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((2 if kind in ("binary", "batchnorm") else 4,))
+    h = keras.layers.Dense(3, activation="tanh", name="hidden",
+                           kernel_regularizer=keras.regularizers.l2(1e-3) if kind == "regression" else None)(inputs)
+    if kind == "batchnorm":
+        h = keras.layers.BatchNormalization(name="bn")(h)
+    head = {"binary": (1, "sigmoid", "binary_crossentropy", "accuracy"),
+            "batchnorm": (1, "sigmoid", "binary_crossentropy", "accuracy"),
+            "softmax": (3, "softmax", "sparse_categorical_crossentropy", "accuracy"),
+            "regression": (1, None, "mse", "mae")}[kind]
+    model = keras.Model(inputs, keras.layers.Dense(head[0], activation=head[1], name="out")(h))
+    model.compile(optimizer=keras.optimizers.SGD(0.3), loss=head[2], metrics=[head[3]])
+    return model, head[2], head[3]

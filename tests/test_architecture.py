@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "visopt"
 
 LAYERS = {
     "model": 1, "render": 1,
-    "frames": 2,
+    "frames": 2, "store": 2,
     "optvis": 3, "attribution": 3, "inspect": 3,
     "training": 4, "replay": 4,
     "cli": 5, "demo": 5,

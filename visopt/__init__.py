@@ -28,7 +28,10 @@ from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDre
                            ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
                            TotalVariation, Transform, visualize_activation)
 from visopt.render import deprocess_image, overlay, stitch_images, weight_image
-from visopt.training import FolderBusyError, GateMonitor, SnapshotFolder, WeightHistory, WeightSnapshot, render_snapshots
+from visopt import replay
+from visopt.replay import Replay
+from visopt.training import (FolderBusyError, GateMonitor, ReplayRecorder, SnapshotFolder, WeightHistory, WeightSnapshot,
+                             render_snapshots)
 
 __version__ = "0.1.0"
 
@@ -39,8 +42,8 @@ __all__ = [
     "ActivationMaximization", "ChannelInterpolation", "DeepDream", "Deconvnet", "Direction", "Diversity", "Energy", "FolderBusyError", "FrameWriter", "FrameWriterError", "GateMonitor", "GradCAM", "inspect",
     "GradCAMPlusPlus", "Gradient", "GradientXInput", "GuidedBackprop", "ImageSpec", "IntegratedGradients", "Jitter",
     "LPNorm", "LayerCAM", "Neuron", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
-    "ProgressRecorder", "RandomRotate", "RandomScale", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
+    "ProgressRecorder", "RandomRotate", "RandomScale", "Replay", "ReplayRecorder", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
     "TermInputs", "Texture", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
-    "normalize_maps", "overlay", "render_snapshots", "save_image", "stitch_images", "visualize_activation",
+    "normalize_maps", "overlay", "render_snapshots", "replay", "save_image", "stitch_images", "visualize_activation",
     "visualize_cam", "visualize_saliency", "weight_image",
 ]

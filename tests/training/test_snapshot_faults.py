@@ -134,7 +134,7 @@ def test_a_run_killed_in_epoch_0_renders_every_snapshot_it_took(tmp_path):
 
 
 def test_a_full_disk_mid_run_keeps_the_snapshots_before_it(tmp_path, monkeypatch):
-    from visopt.training import snapshot_store
+    from visopt.store import writer as snapshot_store
 
     original = snapshot_store.NpyStack.append
     calls = {"n": 0}

@@ -40,13 +40,26 @@ class WeightEntry:
 
 def trainable_entries(model) -> list[WeightEntry]:
     """Every trainable weight of ``model`` (in ``model.trainable_weights`` order) with its layer, index and gates."""
+    return _entries(model, list(model.trainable_weights))
+
+
+def all_entries(model) -> list[WeightEntry]:
+    """Every weight of ``model``, trainable or not (BatchNorm statistics too), in ``model.weights`` order.
+
+    Example:
+        >>> [e.path for e in all_entries(model)][-2:]
+        ['sequential/batch_normalization/moving_mean', 'sequential/batch_normalization/moving_variance']
+    """
+    return _entries(model, list(model.weights))
+
+
+def _entries(model, trainable: list) -> list[WeightEntry]:
     owners: dict[int, tuple[tuple[str, ...], object, int]] = {}
     for visit in walk(model, include_root=True):
         # a nested model's own weights (and the root's) are those no layer inside it claimed first
         qualified = visit.path if visit.parents or visit.layer is not model else (model.name,)
         for i, weight in enumerate(visit.layer.weights):
             owners.setdefault(id(weight), (qualified, visit.layer, i + 1))
-    trainable = list(model.trainable_weights)
     # a layer keeps its plain name unless another layer object shares it; then the nested path qualifies it
     layers_by_name: dict[str, set[int]] = {}
     for weight in trainable:

@@ -1,6 +1,6 @@
 """Reading a snapshot folder back: its manifest, weights, snapshot records and value stacks.
 
-The folder format is described in :mod:`visopt.training.snapshot_store`. Snapshot folders are
+The folder format is described in :mod:`visopt.store.writer`. Snapshot folders are
 shared and downloaded, so the manifest is read as untrusted input: every field is checked before
 anything is opened (weight names are plain file names, files resolve inside the folder, shapes and
 counts match the stacks), and anything else is a one-line ``ValueError`` naming the field. A run
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from visopt.render.weight_images import LAYOUTS
-from visopt.training.snapshot_store import (DEFAULTS, FORMAT_NAME, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME,
-                                            RENDER_FORMATS, SNAPSHOT_FOLDER)
+from visopt.store.writer import (DEFAULTS, DTYPES, FORMAT_NAME, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME,
+                                 RENDER_FORMATS, SNAPSHOT_FOLDER)
 
 # Names become file names (of stacks and of animations): the characters the writer uses
 # (visopt.model.weights sanitizes layer names to them), one path component, no hidden files.
@@ -57,6 +57,9 @@ class SnapshotFolder:
         self.manifest = manifest
         self.weights: list[dict] = _checked_weights(manifest.get("weights"), self.directory, where)
         self.settings = _checked_settings(manifest.get("render"), where)
+        self.dtype = manifest.get("dtype", "float32")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"{where}: dtype must be one of {list(DTYPES)}, got {_short(self.dtype)}")
         records = _checked_records(manifest.get("snapshots"), f"{where}: snapshots")
         journal = _read_journal(self.directory / JOURNAL_NAME)
         self.recovered = len(journal) > len(records)
@@ -91,11 +94,11 @@ class SnapshotFolder:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise ValueError(f"cannot read the snapshots of {weight['path']} from {path}: {err}") from err
-            if array.dtype != np.float32 or list(array.shape[1:]) != weight["shape"]:
+            if array.dtype != np.dtype(self.dtype) or list(array.shape[1:]) != weight["shape"]:
                 raise ValueError(f"{path} holds {array.dtype} snapshots of shape {list(array.shape[1:])}; the "
-                                 f"manifest says float32 of shape {weight['shape']}")
+                                 f"manifest says {self.dtype} of shape {weight['shape']}")
             if array.size == 0:  # np.memmap cannot map an empty file region
-                array = np.zeros((0,) + tuple(weight["shape"]), np.float32)
+                array = np.zeros((0,) + tuple(weight["shape"]), self.dtype)
             self._values[weight["path"]] = array
         return self._values[weight["path"]]
 
@@ -193,7 +196,14 @@ def _checked_records(records, field: str) -> list[dict]:
     for i, record in enumerate(records):
         if not isinstance(record, dict) or not all(_is_count(record.get(key)) for key in _RECORD_KEYS):
             raise ValueError(f"{field}[{i}] must have non-negative int epoch, batch and step, got {_short(record)}")
-        checked.append({key: record[key] for key in _RECORD_KEYS})
+        clean = {key: record[key] for key in _RECORD_KEYS}
+        logs = record.get("logs")
+        if logs is not None:
+            if not isinstance(logs, dict) or not all(isinstance(k, str) and (v is None or _is_number(v))
+                                                     for k, v in logs.items()):
+                raise ValueError(f"{field}[{i}].logs must map names to numbers, got {_short(logs)}")
+            clean["logs"] = dict(logs)
+        checked.append(clean)
     return checked
 
 

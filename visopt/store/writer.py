@@ -1,6 +1,7 @@
 """The snapshot store: weight snapshots written to disk during training, one growing ``.npy`` stack per tensor.
 
-A snapshot folder (what :class:`~visopt.training.weight_snapshot.WeightSnapshot` writes during training) holds::
+A snapshot folder (what :class:`~visopt.training.weight_snapshot.WeightSnapshot` and
+:class:`~visopt.training.replay_recorder.ReplayRecorder` write during training) holds::
 
     manifest.json                                what was recorded (below)
     snapshots/layer_conv_1-weights_01.npy        float32 array (snapshots, *shape), one per weight tensor
@@ -14,14 +15,16 @@ reads it while training goes on). ``manifest.json`` is replaced atomically; it l
 ``name``, ``shape``, ``kind`` (the picture layout, see :mod:`visopt.render.weight_images`;
 the key keeps its first name so that old folders still read), ``gates``, ``file``) and every snapshot (``epoch``, ``batch``,
 ``step``; epochs and batches 0-based as Keras passes them to callbacks, ``step`` the number of
-batches trained before the snapshot in the ``fit`` call, one timeline across epochs). It is
+batches trained before the snapshot in the ``fit`` call, one timeline across epochs; optionally
+``logs``, the Keras logs of that moment, name -> number). Stacks are float32, or float16 when the
+manifest's ``dtype`` says so. It is
 rewritten at every epoch end and at the end of training (``"complete": true``). Beside it,
 ``journal.jsonl`` gets one line per snapshot (its record) once the snapshot's arrays are on disk:
 a run that was killed, or whose disk filled up, keeps every snapshot it journaled, and the reader
 (which checks the manifest as untrusted input) renders them. ``.visopt.lock`` keeps a second
 process from writing into the folder while a run records (:mod:`visopt._locks`).
 
-A folder is read back by :class:`~visopt.training.snapshot_folder.SnapshotFolder` and rendered by
+A folder is read back by :class:`~visopt.store.folder.SnapshotFolder` and rendered by
 :func:`~visopt.training.videos.render_snapshots`.
 
 Example:
@@ -47,6 +50,9 @@ from visopt.model.weights import WeightEntry
 from visopt.render.weight_images import default_layout
 
 MANIFEST_NAME = "manifest.json"
+#: A replay folder (ReplayRecorder) holds these two beside the store: the model once, the probe sample.
+REPLAY_MODEL_NAME = "model.keras"
+REPLAY_PROBE_NAME = "probe.npz"
 JOURNAL_NAME = "journal.jsonl"
 SNAPSHOT_FOLDER = "snapshots"
 FORMAT_NAME = "visopt-weight-snapshots"
@@ -65,8 +71,11 @@ def weight_record(entry: WeightEntry) -> dict:
 
 
 # -- writing --------------------------------------------------------------------------------
-def _npy_header(count: int, item_shape: tuple[int, ...], size: int) -> bytes:
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': %r, }" % ((count,) + tuple(item_shape),)
+DTYPES = {"float32": "<f4", "float16": "<f2"}
+
+
+def _npy_header(count: int, item_shape: tuple[int, ...], size: int, descr: str = "<f4") -> bytes:
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (descr, (count,) + tuple(item_shape))
     padding = size - len(_MAGIC) - 2 - len(text) - 1
     if padding < 0:
         raise ValueError(f"snapshot count {count} does not fit the .npy header")
@@ -80,7 +89,7 @@ def _npy_header_size(item_shape: tuple[int, ...]) -> int:
 
 
 class NpyStack:
-    """A float32 ``.npy`` file of shape ``(count, *item_shape)`` grown one item at a time.
+    """A float32 (or float16) ``.npy`` file of shape ``(count, *item_shape)`` grown one item at a time.
 
     The header has a fixed size (room for a 19-digit count) and is rewritten after each append,
     so the file always loads with ``np.load``. The file is opened for each append and closed
@@ -94,16 +103,20 @@ class NpyStack:
         (1, 3, 4)
     """
 
-    def __init__(self, path, item_shape):
+    def __init__(self, path, item_shape, dtype: str = "float32", count: int | None = None):
         self.path = Path(path)
         self.item_shape = tuple(int(side) for side in item_shape)
-        self.count = 0
+        self.descr = DTYPES[dtype]
         self._header_size = _npy_header_size(self.item_shape)
-        with open(self.path, "wb") as handle:
-            handle.write(_npy_header(0, self.item_shape, self._header_size))
+        if count is None:  # a new stack
+            self.count = 0
+            with open(self.path, "wb") as handle:
+                handle.write(_npy_header(0, self.item_shape, self._header_size, self.descr))
+        else:  # continue an existing one after its first ``count`` items (later ones are overwritten)
+            self.count = int(count)
 
     def append(self, array) -> None:
-        array = np.asarray(array, dtype="<f4")
+        array = np.asarray(array, dtype=self.descr)
         if array.shape != self.item_shape:
             raise ValueError(f"{self.path.name}: expected shape {self.item_shape}, got {array.shape}")
         with open(self.path, "r+b") as handle:
@@ -111,7 +124,7 @@ class NpyStack:
             handle.seek(self._header_size + self.count * array.nbytes)
             handle.write(np.ascontiguousarray(array).tobytes())
             handle.seek(0)
-            handle.write(_npy_header(self.count + 1, self.item_shape, self._header_size))
+            handle.write(_npy_header(self.count + 1, self.item_shape, self._header_size, self.descr))
         self.count += 1
 
 
@@ -126,6 +139,9 @@ class SnapshotStore:
             ``kind``, ``gates``. ``file`` is added.
         settings: rendering defaults stored in the manifest (``cmap``, ``fps``, ...).
         model: the model's name, for the manifest.
+        dtype: ``"float32"`` or ``"float16"`` stacks (half the disk; values rounded to 11 bits).
+        append: continue the snapshots of the folder's existing store (same weights, same dtype)
+            instead of starting over; a folder without one starts a new store.
 
     Attributes:
         records: the snapshots appended (``epoch``, ``batch``, ``step``).
@@ -138,8 +154,12 @@ class SnapshotStore:
         >>> store.close()
     """
 
-    def __init__(self, directory, weights, settings=None, model: str | None = None):
+    def __init__(self, directory, weights, settings=None, model: str | None = None, *, dtype: str = "float32",
+                 append: bool = False):
+        if dtype not in DTYPES:
+            raise ValueError(f"snapshot dtype must be one of {list(DTYPES)}, got {dtype!r}")
         self.directory = Path(directory)
+        self.dtype = dtype
         folder = self.directory / SNAPSHOT_FOLDER
         if folder.is_symlink():  # stale stacks are deleted in it: never in a folder elsewhere
             raise OSError(f"{folder} is a link; WeightSnapshot writes only into a real folder")
@@ -159,24 +179,54 @@ class SnapshotStore:
         self.complete = False
         self._stacks: list[NpyStack] = []
         try:
-            for stale in folder.glob("*.npy"):
-                stale.unlink()
-            journal = self.directory / JOURNAL_NAME
-            if journal.is_symlink():  # replaced, never written through
-                journal.unlink()
-            journal.write_bytes(b"")
-            for weight in self.weights:
-                self._stacks.append(NpyStack(self.directory / weight["file"], weight["shape"]))
+            if append and (self.directory / MANIFEST_NAME).exists():
+                self._continue()
+            else:
+                self._start()
             self.write_manifest()
         except BaseException:
             self._lock.release()
             raise
 
+    def _start(self) -> None:
+        for stale in (self.directory / SNAPSHOT_FOLDER).glob("*.npy"):
+            stale.unlink()
+        journal = self.directory / JOURNAL_NAME
+        if journal.is_symlink():  # replaced, never written through
+            journal.unlink()
+        journal.write_bytes(b"")
+        for weight in self.weights:
+            self._stacks.append(NpyStack(self.directory / weight["file"], weight["shape"], self.dtype))
+
+    def _continue(self) -> None:
+        """Take up the folder's store where it ends: its snapshots (those on disk), its journal."""
+        from visopt.store.folder import SnapshotFolder  # the reader checks what it reads; it imports this module
+
+        existing = SnapshotFolder(self.directory)
+        before = [(w["path"], list(w["shape"])) for w in existing.weights]
+        now = [(w["path"], w["shape"]) for w in self.weights]
+        if before != now or existing.dtype != self.dtype:
+            changed = sorted(set(map(str, before)) ^ set(map(str, now))) or [f"dtype {existing.dtype} -> {self.dtype}"]
+            raise ValueError(f"cannot append to {self.directory}: it records other variables or another dtype "
+                             f"(differences: {changed[:4]}); start a new run there or use another folder")
+        self.records = list(existing.records)
+        self.nonfinite = dict(existing.nonfinite)
+        journal = b"".join(json.dumps(record).encode("utf-8") + b"\n" for record in self.records)
+        atomic_write_bytes(self.directory / JOURNAL_NAME, journal)  # drops lines of arrays never written
+        for weight, old in zip(self.weights, existing.weights):
+            weight["file"] = old["file"]
+            self._stacks.append(NpyStack(self.directory / weight["file"], weight["shape"], self.dtype,
+                                         count=len(self.records)))
+
     def append(self, record: dict, arrays) -> None:
-        """Add one snapshot: its ``{"epoch", "batch", "step"}`` record and one array per weight, in order."""
+        """Add one snapshot: its ``{"epoch", "batch", "step"}`` record (and optional ``"logs"``) and
+        one array per weight, in order."""
         if len(arrays) != len(self._stacks):
             raise ValueError(f"expected {len(self._stacks)} arrays, one per weight, got {len(arrays)}")
+        logs = record.get("logs")
         record = {key: int(record[key]) for key in ("epoch", "batch", "step")}
+        if logs:
+            record["logs"] = {str(k): (float(v) if np.isfinite(v) else None) for k, v in logs.items()}
         with self._guard:
             if self.superseded:
                 raise RuntimeError(f"a newer recording took over {self.directory}")
@@ -200,7 +250,7 @@ class SnapshotStore:
             if self.superseded:
                 return  # the folder is the newer recording's now
             manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": self.complete,
-                        "model": self.model, "render": self.settings, "weights": self.weights,
+                        "model": self.model, "dtype": self.dtype, "render": self.settings, "weights": self.weights,
                         "snapshots": self.records, "nonfinite": self.nonfinite}
             atomic_write_bytes(self.directory / MANIFEST_NAME, json.dumps(manifest, indent=1).encode("utf-8"))
 

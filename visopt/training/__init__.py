@@ -2,10 +2,9 @@
 
 What belongs here: callbacks that watch a model learn (``WeightSnapshot``: every weight tensor at
 chosen batches; ``WeightHistory``: per-tensor statistics and single values; ``GateMonitor``: per-gate
-statistics of recurrent layers), the snapshot store
-they write and its reader (:mod:`~visopt.training.snapshot_store`,
-:mod:`~visopt.training.snapshot_folder`), and the weight videos rendered from it
-(:mod:`~visopt.training.videos`). Numbers are recorded on the training thread, written by a
+statistics of recurrent layers; ``ReplayRecorder``: every variable and the logs, for
+:mod:`visopt.replay`), and the weight videos rendered from what they wrote
+(:mod:`~visopt.training.videos`; the folder format itself is :mod:`visopt.store`, below). Numbers are recorded on the training thread, written by a
 background worker, and drawn after training, when each weight's colour scale is known.
 
 Example:
@@ -15,12 +14,12 @@ Example:
 """
 
 from visopt._locks import FolderBusyError
+from visopt.store import NpyStack, SnapshotFolder, SnapshotStore, SnapshotWriter
 from visopt.training.gate_monitor import GateMonitor
-from visopt.training.snapshot_folder import SnapshotFolder
-from visopt.training.snapshot_store import NpyStack, SnapshotStore, SnapshotWriter
+from visopt.training.replay_recorder import ReplayRecorder
 from visopt.training.videos import render_snapshots
 from visopt.training.weight_history import WeightHistory
 from visopt.training.weight_snapshot import WeightSnapshot
 
-__all__ = ["FolderBusyError", "GateMonitor", "NpyStack", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "WeightHistory", "WeightSnapshot",
+__all__ = ["FolderBusyError", "GateMonitor", "NpyStack", "ReplayRecorder", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "WeightHistory", "WeightSnapshot",
            "render_snapshots"]

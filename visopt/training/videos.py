@@ -25,8 +25,8 @@ from visopt.frames.captions import caption_width
 from visopt.frames.writer import FrameWriter
 from visopt.render.colormaps import check_colormap, colour_scale
 from visopt.render.weight_images import WeightRenderer
-from visopt.training.snapshot_folder import SnapshotFolder
-from visopt.training.snapshot_store import RENDER_FORMATS
+from visopt.store.folder import SnapshotFolder
+from visopt.store.writer import RENDER_FORMATS
 
 #: Appended to the caption of a frame whose weight holds NaN/Inf values.
 _NONFINITE_MARK = "  NaN/Inf!"

@@ -12,7 +12,7 @@ from visopt._checks import check_int, positive_int, positive_number
 from visopt._locks import FolderBusyError
 from visopt.model.weights import read, select, trainable_entries
 from visopt.render.colormaps import check_colormap
-from visopt.training.snapshot_store import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
+from visopt.store.writer import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
 from visopt.training.videos import render_snapshots
 
 
@@ -31,7 +31,7 @@ class WeightSnapshot(keras.callbacks.Callback):
     and queues them; a worker thread behind a bounded queue appends them to one ``.npy`` stack per
     weight under ``output_dir/snapshots/`` and keeps ``output_dir/manifest.json`` (weights:
     path, layer, index, shape, kind (the picture layout); snapshots: epoch, batch, step) up to date at each epoch end.
-    The format is described in :mod:`visopt.training.snapshot_store`.
+    The format is described in :mod:`visopt.store.writer`.
 
     **Videos.** With ``render_videos=True`` they are rendered at ``on_train_end`` into
     ``output_dir``: ``layer_NAME-weights_YY.mp4`` per weight tensor (``YY`` its 1-based position
