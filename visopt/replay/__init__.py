@@ -12,6 +12,9 @@ Example:
     >>> replay.feature_space("hidden").plot(60)
 """
 
-from visopt.replay.replay import Replay, metric_value, per_sample_loss
+from visopt.replay.replay import Replay, metric_value, model_outputs, per_sample_loss
+from visopt.replay.views import (DecisionBoundary, FeatureSpace, LayerViolins, LossAndMetric, LossHistogram,
+                                 ProbabilityHistogram, compose)
 
-__all__ = ["Replay", "metric_value", "per_sample_loss"]
+__all__ = ["DecisionBoundary", "FeatureSpace", "LayerViolins", "LossAndMetric", "LossHistogram",
+           "ProbabilityHistogram", "Replay", "compose", "metric_value", "model_outputs", "per_sample_loss"]

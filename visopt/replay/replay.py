@@ -93,7 +93,7 @@ class Replay:
         """The model's outputs at point ``k`` on ``x`` (the probe inputs by default)."""
         with self._lock:
             model = self.model_at(k)
-            return np.asarray(model.predict(self.x if x is None else x, verbose=0, batch_size=256))
+            return model_outputs(model, self.x if x is None else x)
 
     def probabilities(self, k: int) -> np.ndarray:
         """The model's outputs on the probe inputs at point ``k`` (probabilities for a sigmoid or softmax head)."""
@@ -109,7 +109,7 @@ class Replay:
         x, y = (self.x, self.y) if x is None else (x, y)
         with self._lock:
             model = self.model_at(k)
-            return per_sample_loss(model, y, model.predict(x, verbose=0, batch_size=256))
+            return per_sample_loss(model, y, model_outputs(model, x))
 
     def layer_output(self, k: int, layer, x=None) -> np.ndarray:
         """The output of ``layer`` (a name, index or Layer of the saved model) at point ``k``."""
@@ -135,7 +135,7 @@ class Replay:
         for k in points:
             with self._lock:
                 model = self.model_at(k)
-                outputs = np.asarray(model.predict(self.x, verbose=0, batch_size=256))
+                outputs = model_outputs(model, self.x)
                 loss = float(per_sample_loss(model, self.y, outputs).mean()) + _regularization(model)
                 row = {"point": k, "epoch": self.points[k]["epoch"], "step": self.points[k]["step"], "loss": loss,
                        "logged_loss": self.points[k]["logs"].get("loss", np.nan)}
@@ -210,6 +210,18 @@ def _inside(directory: Path, name: str) -> Path:
     if not path.resolve().is_relative_to(directory.resolve()):
         raise ValueError(f"{path} leads outside {directory}; a replay folder's files stay inside it")
     return path
+
+
+def model_outputs(model, x, batch_size: int = 1024) -> np.ndarray:
+    """``model``'s inference outputs on ``x`` as a float32 array, in batches.
+
+    ``predict_on_batch`` rather than ``predict``: a replay asks at many points, and ``predict``'s
+    per-call set-up (a data adapter, callbacks) cost more than the forward pass of a small model.
+    The compiled function is reused across points (the weights are variables, not constants).
+    """
+    x = np.asarray(x)
+    parts = [np.asarray(model.predict_on_batch(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros((0,), np.float32)
 
 
 def per_sample_loss(model, y, outputs) -> np.ndarray:
