@@ -12,6 +12,8 @@ Example:
     >>> maps = visopt.visualize_saliency(model, "predictions", labels, images, method="smoothgrad")
     >>> cams = visopt.visualize_cam(model, "predictions", labels, images, method="gradcam++")
     >>> model.fit(x, y, callbacks=[visopt.WeightSnapshot("runs/weights", batch_interval=10, render_videos=True)])
+    >>> visopt.show(images, titles=class_names)             # in a notebook: the grid, enlarged
+    >>> visopt.plot_maps({"smoothgrad": maps, "grad-cam++": cams}, images)
 """
 
 import sys as _sys
@@ -21,13 +23,13 @@ from visopt.attribution.cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM,
 from visopt.attribution.maps import normalize_maps
 from visopt.attribution.saliency import (Deconvnet, Gradient, GradientXInput, GuidedBackprop, IntegratedGradients,
                                          SmoothGrad, visualize_saliency)
-from visopt.frames import FrameWriter, FrameWriterError, save_image
+from visopt.frames import FrameWriter, FrameWriterError, save_image, show
 from visopt import inspect
 from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDream, Direction, Diversity, Energy,
                            ImageSpec, Jitter, LPNorm, Neuron, OptimizationResult, Optimizer, OptimizerCallback, Pad,
                            ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
                            TotalVariation, Transform, visualize_activation)
-from visopt.render import deprocess_image, overlay, stitch_images, weight_image
+from visopt.render import deprocess_image, overlay, plot_maps, stitch_images, weight_image
 from visopt import replay
 from visopt.replay import Replay
 from visopt.training import (FolderBusyError, GateMonitor, ReplayRecorder, SnapshotFolder, WeightHistory, WeightSnapshot,
@@ -44,6 +46,7 @@ __all__ = [
     "LPNorm", "LayerCAM", "Neuron", "OptimizationResult", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar",
     "ProgressRecorder", "RandomRotate", "RandomScale", "Replay", "ReplayRecorder", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
     "TermInputs", "Texture", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
-    "normalize_maps", "overlay", "render_snapshots", "replay", "save_image", "stitch_images", "visualize_activation",
+    "normalize_maps", "overlay", "plot_maps", "render_snapshots", "replay", "save_image", "show", "stitch_images",
+    "visualize_activation",
     "visualize_cam", "visualize_saliency", "weight_image",
 ]

@@ -46,3 +46,36 @@ def test_weight_image_layouts_and_sizes():
 
     with pytest.raises(ValueError, match="unknown colour map 'nope'.*viridis"):
         colormap_lut("nope")
+
+
+def test_stitch_margins_take_the_high_end_of_the_data():
+    from visopt.render import stitch_images
+
+    maps = np.zeros((2, 3, 3), np.float32)
+    maps[1, 0, 0] = 0.8
+    grid = stitch_images(maps, cols=2, margin=1)
+    assert grid.dtype == np.float32 and (grid[:, 3] == np.float32(0.8)).all()  # not 255 on maps in [0, 1]
+    assert grid.max() == np.float32(0.8)  # so a colour scale fitted to the grid is the maps' own
+    uint8 = stitch_images(np.zeros((2, 2, 2, 3), np.uint8), cols=2, margin=1)
+    assert (uint8[:, 2] == 255).all()  # uint8 keeps white margins
+    assert (stitch_images(maps, cols=2, margin=1, fill=-1)[:, 3] == -1).all()
+    with_nan = maps.copy()
+    with_nan[0, 0, 0] = np.nan
+    assert stitch_images(with_nan, cols=2, margin=1)[0, 3] == np.float32(0.8)
+
+
+def test_display_range_and_display_images():
+    from visopt.render import display_images, display_range
+
+    assert display_range(np.array([0, 255], np.uint8)) == (0.0, 255.0)
+    assert display_range(np.array([0.1, 0.9])) == (0.0, 1.0)
+    assert display_range(np.array([-0.5, 0.9])) == (-1.0, 1.0)
+    assert display_range(np.array([3.0, 250.0])) == (0.0, 255.0)
+    assert display_range(np.array([-20.0, 300.0])) == (-20.0, 300.0)
+    assert display_range(np.array([7.0, 7.0, 300.0]) * 0 + 300.0) == (299.5, 300.5)
+    rgb = display_images(np.array([[[[0.0, 127.5, 255.0, 51.0]]]], np.float32))  # 4 channels: alpha dropped
+    assert rgb.tolist() == [[[[0, 128, 255]]]]
+    many = display_images(np.full((1, 1, 1, 5), 0.5, np.float32))  # 5 channels: their mean, grey
+    assert many.tolist() == [[[[128, 128, 128]]]]
+    with pytest.raises(ValueError, match=r"input_range must be \(low, high\) with low < high, got \(1, 0\)"):
+        display_images(np.zeros((1, 2, 2)), input_range=(1, 0))

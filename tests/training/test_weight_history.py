@@ -100,3 +100,16 @@ def test_bad_requests_raise():
         WeightHistory(stats=("median",))
     with pytest.raises(ValueError, match="every"):
         WeightHistory(every=0)
+
+
+def test_plot_displays_in_a_notebook_without_pyplot():
+    model = small_dense()
+    x, y = data(16)
+    recorder = WeightHistory(["dense/kernel"], stats=("norm",))
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[recorder])
+    figure = recorder.plot()
+    png = figure._repr_png_()  # what IPython calls for a figure with no pyplot manager
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and figure.canvas.manager is None
+    pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert pixels.shape[:2] == (260, 800)  # figsize (8, 2.6) at 100 dpi
+    assert (pixels != 255).any(axis=-1).mean() > 0.01  # the axes and the line are drawn

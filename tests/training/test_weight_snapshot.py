@@ -1,5 +1,6 @@
 """WeightSnapshot, the snapshot store, weight images and the ``visopt render`` command: counts, values, names, errors."""
 
+import base64
 import json
 import os
 import subprocess
@@ -362,3 +363,35 @@ def test_render_command_turns_kept_snapshots_into_videos(tmp_path, capsys):
 
     assert cli_main(["render", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_html_lists_the_videos_by_weight_and_video_finds_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tiny_cnn()
+    x, y = data(32)
+    callback = WeightSnapshot("w", batch_interval=2, render_videos=True, per_epoch=True, weights=["out"])
+    assert "no videos yet" in callback._repr_html_()
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[callback])
+    html = callback._repr_html_()
+    assert "4 snapshots of 2 weights in <code>w</code>" in html
+    assert '<video src="w/layer_out-weights_01.mp4"' in html and '<video src="w/layer_out-weights_02.mp4"' in html
+    assert "<figcaption" in html and "out/kernel (" in html and "out/bias (" in html
+    assert "and 4 per-epoch videos" in html and "epoch_000" not in html and len(html) < 2000
+    for key in ("out/kernel", "layer_out-weights_01", "layer_out-weights_01.mp4", "w/layer_out-weights_01.mp4"):
+        assert callback.video(key).path == Path("w/layer_out-weights_01.mp4")
+    epoch = callback.video("epoch_001-layer_out-weights_02")
+    assert epoch.path.name == "epoch_001-layer_out-weights_02.mp4" and epoch.label == "out/bias (epoch 1)"
+    assert '<video src="w/epoch_001-layer_out-weights_02.mp4"' in epoch._repr_html_()
+    with pytest.raises(ValueError, match=r"no video of 'conv/kernel' in 'w'; valid: \['out/kernel', 'out/bias', "):
+        callback.video("conv/kernel")
+
+
+def test_small_gifs_are_embedded_in_the_html(tmp_path):
+    model = tiny_cnn()
+    x, y = data(16)
+    callback = WeightSnapshot(tmp_path / "g", batch_interval=2, render_videos=True, video_format="gif",
+                              weights=["out/bias"])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    (gif,) = callback.video_paths
+    assert gif.stat().st_size < 64 * 1024
+    assert f"data:image/gif;base64,{base64.b64encode(gif.read_bytes()).decode()}" in callback._repr_html_()

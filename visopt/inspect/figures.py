@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from visopt.inspect.rnn import recurrent_layer, rnn_weight_gradients, rnn_weights
+from visopt.render.figures import NotebookFigure
 
 MODES = ("weights", "grads")
 _NONFINITE_COLOUR = "red"
@@ -27,7 +28,7 @@ _NONFINITE_COLOUR = "red"
 def _grid(panels: int, n_rows: int | None, width: float = 3.2, height: float = 2.4) -> tuple[Figure, list]:
     rows = n_rows or max(1, int(math.floor(math.sqrt(panels))))
     cols = int(math.ceil(panels / rows))
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = NotebookFigure(figsize=(width * cols, height * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for extra in axes[panels:]:
         extra.set_visible(False)
@@ -54,7 +55,7 @@ def features_0d(data, *, marker: str = "o", cmap: str = "bwr", title: str | None
     array = np.asarray(data, np.float32)
     if array.ndim != 2:
         raise ValueError(f"features_0d takes (samples, channels), got shape {array.shape}")
-    fig = Figure(figsize=(8, 3), layout="constrained")
+    fig = NotebookFigure(figsize=(8, 3), layout="constrained")
     ax = fig.subplots()
     limit = float(np.nanmax(np.abs(array))) or 1.0
     for channel in range(array.shape[1]):
@@ -144,7 +145,7 @@ def rnn_histogram(model, layer, *, mode: str = "weights", x=None, y=None, bins: 
     found, layout = recurrent_layer(model, layer)
     arrays = _arrays(model, found, mode, x, y)
     rows = [(direction, kind) for direction, kinds in arrays.items() for kind in kinds]
-    fig = Figure(figsize=(2.6 * layout.count, 1.9 * len(rows)), layout="constrained")
+    fig = NotebookFigure(figsize=(2.6 * layout.count, 1.9 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), layout.count, squeeze=False)
     for r, (direction, kind) in enumerate(rows):
         for c, gate in enumerate(layout.gates):
@@ -179,7 +180,7 @@ def rnn_heatmap(model, layer, *, mode: str = "weights", x=None, y=None, cmap: st
             panels.append((f"{direction} {kind}", np.abs(matrix) if absolute_value else matrix))
     limit = max(float(np.nanmax(np.abs(m))) for _, m in panels) or 1.0
     vmin, vmax = (0.0, limit) if absolute_value else (-limit, limit)
-    fig = Figure(figsize=(7, 2.2 * len(panels)), layout="constrained")
+    fig = NotebookFigure(figsize=(7, 2.2 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False).ravel()
     for ax, (title, matrix) in zip(axes, panels):
         flat = matrix.reshape(-1, matrix.shape[-1])

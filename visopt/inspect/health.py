@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from visopt.model.gates import gate_layout, split_gates
+from visopt.model.gates import gate_layout
 from visopt.model.layers import walk
 from visopt.model.weights import trainable_entries
 

@@ -384,7 +384,7 @@ class Optimizer:
             best_images = self._display(program.best.image.numpy())
             best_loss = program.best.loss.numpy()
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
-                                  gradient_fn=lambda: program.gradient(image).numpy())
+                                  gradient_fn=lambda: program.gradient(image).numpy(), input_range=self.input_range)
 
 
 def _check_range_against_preprocessing(model, input_range) -> None:

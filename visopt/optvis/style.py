@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from visopt._checks import input_batch

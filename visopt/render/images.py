@@ -2,7 +2,8 @@
 
 ``deprocess_image`` maps any range to uint8, ``stitch_images`` tiles a batch, ``to_rgb`` makes a
 frame of any channel count, ``overlay`` colours a map in [0, 1] over an image (colour maps by
-their matplotlib names, see :mod:`visopt.render.colormaps`).
+their matplotlib names, see :mod:`visopt.render.colormaps`), ``display_images`` turns any batch
+into RGB in the range ``display_range`` guesses (uint8, [0, 1], [-1, 1], 0..255, else min..max).
 
 Example:
     >>> grid = stitch_images(deprocess_image(result.images, input_range=(0, 255)))
@@ -48,17 +49,21 @@ def deprocess_image(images, input_range=None, *, percentile: float = 0.0) -> np.
     return np.clip(np.rint(unit * 255), 0, 255).astype(np.uint8)
 
 
-def stitch_images(images, cols: int | None = None, margin: int = 2, fill=255) -> np.ndarray:
+def stitch_images(images, cols: int | None = None, margin: int = 2, fill=None) -> np.ndarray:
     """Tile a batch ``(N, H, W, C)`` (or ``(N, H, W)``) into one grid image, row by row.
 
     Args:
         images: the batch; a list of equally shaped images works too.
         cols: images per row (about square by default).
         margin: pixels between tiles.
-        fill: the colour of the margins.
+        fill: the value of the margins; by default the high end of the data: 255 for uint8 images,
+            the largest finite value otherwise (1.0 for maps in [0, 1]), so that the margins are
+            white under a grey colour map whatever the range, and never stretch a colour scale.
 
     Example:
         >>> grid = stitch_images(visualize_activation(model, "conv2d", None), cols=8)
+        >>> stitch_images(np.full((2, 2, 2), 0.25), margin=1)[:, 2]   # the margin column: the data's max
+        array([0.25, 0.25])
     """
     batch = np.asarray(images)
     if batch.ndim not in (3, 4) or batch.shape[0] == 0:
@@ -70,12 +75,92 @@ def stitch_images(images, cols: int | None = None, margin: int = 2, fill=255) ->
     n, h, w = batch.shape[:3]
     cols = min(cols, n)
     rows = math.ceil(n / cols)
+    fill = _margin_value(batch) if fill is None else fill
     grid = np.full((rows * h + (rows - 1) * margin, cols * w + (cols - 1) * margin) + batch.shape[3:],
                    fill, dtype=batch.dtype)
     for i, image in enumerate(batch):
         r, c = divmod(i, cols)
         grid[r * (h + margin):r * (h + margin) + h, c * (w + margin):c * (w + margin) + w] = image
     return grid
+
+
+def _margin_value(batch: np.ndarray):
+    """The high end of the data: 255 for uint8, True for masks, else the largest finite value (0 if none)."""
+    if batch.dtype == np.uint8:
+        return 255
+    if batch.dtype == bool:
+        return True
+    finite = batch[np.isfinite(batch)] if np.issubdtype(batch.dtype, np.floating) else batch
+    return finite.max() if finite.size else 0
+
+
+#: The ranges ``display_range`` tries, in this order, before falling back to the data's own min..max.
+STANDARD_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+
+
+def display_range(images) -> tuple[float, float]:
+    """The range to show ``images`` in when none is given: (0, 255) for uint8, else the first of
+    (0, 1), (-1, 1), (0, 255) that holds every value, else the data's own min..max.
+
+    So float images in 0..255 are shown as they are (not clipped white), maps in [0, 1] are not
+    stretched, and anything else (a gradient, a deep-dream image) fills the whole scale.
+
+    Example:
+        >>> display_range(np.array([0.0, 200.0])), display_range(np.array([-3.0, 5.0]))
+        ((0.0, 255.0), (-3.0, 5.0))
+    """
+    array = np.asarray(images)
+    if array.dtype == np.uint8:
+        return 0.0, 255.0
+    array = array.astype(np.float64) if array.dtype == bool else array
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    for candidate in STANDARD_RANGES:
+        if candidate[0] <= low and high <= candidate[1]:
+            return candidate
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def display_images(batch, input_range=None, cmap: str | None = None) -> np.ndarray:
+    """A batch ``(N, H, W)`` or ``(N, H, W, C)`` of any dtype as ``(N, H, W, 3)`` uint8 RGB for display.
+
+    Values map linearly from ``input_range`` (by default :func:`display_range` of the whole batch,
+    one scale for every image) onto 0..255. ``cmap`` colours single-channel images and maps; without
+    it they are grey. 4 channels drop alpha, other counts than 1, 3, 4 show the channel mean.
+
+    Example:
+        >>> display_images(np.array([[[0.0, 0.5]]]))[0, 0].tolist()     # one (1, 2) map in [0, 1]
+        [[0, 0, 0], [128, 128, 128]]
+    """
+    array = np.asarray(batch)
+    array = array[..., None] if array.ndim == 3 else array
+    if array.ndim != 4 or 0 in array.shape:
+        raise ValueError(f"display_images takes a non-empty batch (N, H, W) or (N, H, W, C), got shape "
+                         f"{np.shape(batch)}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise ValueError(f"cannot display images that contain NaN or Inf "
+                         f"({int(np.size(array) - np.isfinite(array).sum())} values)")
+    if cmap is not None and array.shape[-1] != 1:
+        raise ValueError(f"cmap colours single-channel images and maps; these have {array.shape[-1]} channels "
+                         "(give cmap=None)")
+    if array.dtype != np.uint8 or input_range is not None:
+        low, high = display_range(array) if input_range is None else _checked_range(input_range)
+        array = np.clip(np.rint((array.astype(np.float32) - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
+    if cmap is not None:
+        return colormap_lut(check_colormap(cmap))[array[..., 0]]
+    return rgb_pixels(array, None)
+
+
+def _checked_range(input_range) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_range must be (low, high), got {input_range!r}") from None
+    if not low < high:
+        raise ValueError(f"input_range must be (low, high) with low < high, got {input_range!r}")
+    return low, high
 
 
 def overlay(image, heatmap, cmap: str = "jet", alpha: float = 0.5, input_range=None) -> np.ndarray:

@@ -20,11 +20,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from visopt._checks import check_int
 from visopt.frames.writer import FrameWriter
+from visopt.render.figures import NotebookFigure
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 #: Class colours (matplotlib's tab10), class c gets CLASS_COLOURS[c % 10].
@@ -169,8 +169,7 @@ def new_figure(panels: int, cols: int, panel_size, dpi: int = 100) -> tuple[Figu
         >>> figure, axes = new_figure(3, 2, (4.8, 3.6))   # 2 x 2 cells, the fourth hidden
     """
     rows = math.ceil(panels / cols)
-    figure = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = NotebookFigure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi, layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False).ravel().tolist()
     for extra in axes[panels:]:
         extra.set_visible(False)

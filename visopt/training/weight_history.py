@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
 import keras
 import numpy as np
 
 from visopt._atomic import atomic_write_bytes
 from visopt._checks import positive_int
 from visopt.model.weights import read, select, trainable_entries
+from visopt.render.figures import NotebookFigure
 
 #: Statistic name -> function of a float32 array (computed in float64).
 STATS = {
@@ -147,16 +146,15 @@ class WeightHistory(keras.callbacks.Callback):
         """A matplotlib Figure: one subplot per statistic (a line per tensor), one for the recorded values.
 
         The x axis is the training step. With ``path``, the figure is also saved as a PNG
-        (atomically). Needs no display: the figure is drawn with the Agg backend.
+        (atomically). Needs no display: the figure is drawn with the Agg backend, and it shows itself
+        as the last expression of a notebook cell whether or not pyplot was used
+        (:class:`~visopt.render.figures.NotebookFigure`).
 
         Example:
             >>> figure = recorder.plot("runs/weight_history.png")
             >>> len(figure.axes)
             3
         """
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
         history = self.history
         panels = [(name, [(key, f"{key}:{name}") for key, _ in self._tensors]) for name in self.stats
                   if self._tensors]
@@ -164,8 +162,7 @@ class WeightHistory(keras.callbacks.Callback):
             panels.append(("value", [(key, key) for key, _, _ in self._scalars]))
         if not panels:
             raise ValueError("nothing to plot: WeightHistory recorded no statistic and no value")
-        figure = Figure(figsize=(8, 2.6 * len(panels)), layout="constrained")
-        FigureCanvasAgg(figure)
+        figure = NotebookFigure(figsize=(8, 2.6 * len(panels)), layout="constrained")
         axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
         steps = history.get("step", np.zeros(0))
         for ax, (name, series) in zip(axes, panels):
@@ -179,7 +176,5 @@ class WeightHistory(keras.callbacks.Callback):
         if title:
             figure.suptitle(title)
         if path is not None:
-            buffer = io.BytesIO()
-            figure.savefig(buffer, format="png", dpi=100)
-            atomic_write_bytes(path, buffer.getvalue())
+            atomic_write_bytes(path, figure.png(dpi=100))
         return figure

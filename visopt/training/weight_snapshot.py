@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import warnings
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import keras
 from visopt._atomic import temporary_file
 from visopt._checks import check_int, positive_int, positive_number
 from visopt._locks import FolderBusyError
+from visopt.frames.display import Media, media_html
 from visopt.model.weights import read, select, trainable_entries
 from visopt.render.colormaps import check_colormap
 from visopt.store.writer import RENDER_FORMATS, SnapshotStore, SnapshotWriter, weight_record
@@ -74,11 +77,15 @@ class WeightSnapshot(keras.callbacks.Callback):
         video_paths: the files rendered at the end of the last ``fit``.
         failed: whether recording or rendering failed (a warning said why).
 
+    In a notebook, a ``WeightSnapshot`` shows its videos, each labelled with its weight's path
+    (MP4s referenced by their path, small GIFs embedded); ``video(name)`` shows one.
+
     Example:
         >>> snapshot = WeightSnapshot("runs/weights", batch_interval=10, cmap="RdBu", render_videos=True)
         >>> model.fit(x, y, epochs=2, callbacks=[snapshot])
         >>> snapshot.video_paths[0]
         PosixPath('runs/weights/layer_conv_1-weights_01.mp4')
+        >>> snapshot.video("conv_1/kernel")        # in a notebook: the kernel's video
     """
 
     def __init__(self, output_dir, epoch_interval: int = 1, batch_interval: int = 100, cmap: str = "gray",
@@ -168,6 +175,54 @@ class WeightSnapshot(keras.callbacks.Callback):
                               f"snapshots are kept: run `visopt render {self.output_dir}`", RuntimeWarning,
                               stacklevel=2)
 
+    # -- display ------------------------------------------------------------------------
+    def video(self, path_or_name) -> Media:
+        """One video, shown in a notebook: by weight path (``"conv_1/kernel"``), file name or stem
+        (``"layer_conv_1-weights_01"``, ``"epoch_000-layer_conv_1-weights_01.mp4"``) or path.
+
+        Example:
+            >>> snapshot.video("dense/bias")
+            Media('runs/weights/layer_dense-weights_02.mp4', 41 KB)
+        """
+        given = Path(path_or_name)
+        if given.is_file():
+            return Media(given, self._label(given))
+        files = self._video_files()
+        key = str(path_or_name)
+        stem = {entry.path: entry.name for entry in self._entries or ()}.get(key, key)
+        found = next((f for f in files if key == f.name or stem == _stem(f)), None)
+        if found is None:
+            names = [entry.path for entry in self._entries or ()] + [f.name for f in files]
+            raise ValueError(f"no video of {key!r} in {str(self.output_dir)!r}; valid: {names or 'none rendered'}")
+        return Media(found, self._label(found))
+
+    def _repr_html_(self) -> str:
+        files = self._video_files()
+        whole = [f for f in files if not f.name.startswith("epoch_")]
+        head = (f"<div><b>WeightSnapshot</b>: {self.snapshots} snapshots of {len(self._entries or ())} weights in "
+                f"<code>{html.escape(str(self.output_dir))}</code></div>")
+        if not files:
+            return head + (f"<div>no videos yet: <code>visopt.render_snapshots({str(self.output_dir)!r})</code> "
+                           "renders them (or <code>render_videos=True</code>)</div>")
+        per_epoch = len(files) - len(whole)
+        more = f"<div>and {per_epoch} per-epoch videos: <code>.video(name)</code> shows one</div>" if per_epoch else ""
+        return head + "".join(media_html(f, self._label(f), embed_limit=_EMBED_EACH) for f in whole) + more
+
+    def _video_files(self) -> list[Path]:
+        """The rendered videos: those of the last fit, else the animations found in ``output_dir``."""
+        if self.video_paths:
+            return list(self.video_paths)
+        if not self.output_dir.is_dir():
+            return []
+        return sorted(p for p in self.output_dir.iterdir() if _VIDEO_NAME.match(p.name))
+
+    def _label(self, path: Path) -> str:
+        """``conv_1/kernel``, ``conv_1/kernel (epoch 3)``, or the file name when no weight matches."""
+        match = re.match(r"epoch_(\d+)-(.*)", _stem(path))
+        stem, epoch = (match.group(2), int(match.group(1))) if match else (_stem(path), None)
+        weight = next((entry.path for entry in self._entries or () if entry.name == stem), path.name)
+        return weight if epoch is None else f"{weight} (epoch {epoch})"
+
     # -- internals ------------------------------------------------------------------------
     def _check_output_dir(self) -> None:
         path = self.output_dir
@@ -238,6 +293,15 @@ class WeightSnapshot(keras.callbacks.Callback):
             self.failed = True
             warnings.warn(f"WeightSnapshot stopped recording weights to {self.output_dir}: {error}; training "
                           "goes on", RuntimeWarning, stacklevel=3)
+
+
+#: Embedded GIFs of a snapshot's listing are at most this big each (bigger ones, and MP4s, are referenced).
+_EMBED_EACH = 64 * 1024
+_VIDEO_NAME = re.compile(r"(epoch_\d+-)?layer_.*-weights_\d+(\.mp4|\.gif)?$")
+
+
+def _stem(path: Path) -> str:
+    return path.name[:-len(path.suffix)] if path.suffix in (".mp4", ".gif") else path.name
 
 
 def _unwritable(path: Path, err: OSError) -> OSError:
