@@ -117,21 +117,6 @@ def test_dataset_is_balanced_and_reproducible():
     assert 0 <= x.min() and x.max() <= 255 and x.std() > 30
 
 
-def test_demo_writes_the_grids(tmp_path, monkeypatch, capsys):
-    from visopt.demo.__main__ import main
-
-    monkeypatch.setenv("VISOPT_MAX_ITER", "20")
-    assert main(["--out", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
-    files = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert files == ["classes.png", "classes_stretched.png", "filters_conv_1.png", "filters_conv_2.png", "filters_conv_3.png"]
-    assert str(tmp_path / "demo") in out and "classified as their class" in out
-    import imageio.v3 as iio
-
-    grid = iio.imread(tmp_path / "demo" / "classes.png")
-    assert grid.ndim == 3 and grid.shape[2] == 3 and grid.std() > 20
-
-
 def test_saved_images_are_readable_and_atomic(tmp_path):
     import os
     import stat

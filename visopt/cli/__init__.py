@@ -1,22 +1,41 @@
-"""The ``visopt`` command: ``visopt render DIR`` turns kept weight snapshots into animations.
+"""The ``visopt`` command: visopt on a model file, and weight snapshots to animations, from the shell.
 
-    visopt render runs/weights                          # one MP4 per weight tensor, next to the snapshots
-    visopt render runs/weights --format gif --cmap RdBu --fps 8 --per-epoch
-    python -m visopt render runs/weights                # the same without the console script
+    visopt filters model.keras conv_1 --filters 0,1,2 --out conv_1.png    # filter visualizations, one grid
+    visopt classes model.keras --classes 4 --per-class 2                   # class images of the output layer
+    visopt saliency model.keras photos/ --method smoothgrad --out maps/    # saliency overlays
+    visopt cam model.keras cat.png dog.png                                 # Grad-CAM overlays, beside the images
+    visopt report model.keras --images photos/ --out report/               # all of it as one HTML page
+    visopt render runs/weights --format gif --cmap RdBu                    # WeightSnapshot snapshots to animations
+    python -m visopt report model.keras --out report/                      # the same without the console script
 
-What belongs here: the shell's way into visopt. One module per subcommand
-(:mod:`visopt.cli.render`), each adding its parser to ``_COMMANDS`` with a ``run`` that returns an
-exit status; the work itself is done by the library, so a command is argument parsing and printing.
+A model file is loaded in Keras' safe mode (``--unsafe`` allows Lambda layers). Every argument is
+checked before any work starts; an error is one line on stderr (``--debug`` shows the traceback)
+and the exit status is 1 (2 for a usage error, 130 when interrupted). See docs/cli.md.
+
+What belongs here: the shell's way into visopt. One module per subcommand (:mod:`visopt.cli.render`,
+``filters``, ``classes``, ``saliency``, ``cam``, ``report``), each adding its parser to ``_COMMANDS``
+with a ``run`` that returns an exit status; what they share (loading the model file, reading images,
+options, the report's HTML page) in modules beside them. The work itself is done by the library,
+so a command is checking arguments, calling visopt and writing files.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
-from visopt.cli import render
+from visopt.cli import cam, classes, filters, render, report, saliency
 
-_COMMANDS = (render.add_parser,)
+_COMMANDS = (filters.add_parser, classes.add_parser, saliency.add_parser, cam.add_parser, report.add_parser,
+             render.add_parser)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error in one line, like every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv=None) -> int:
@@ -26,12 +45,21 @@ def main(argv=None) -> int:
         >>> main(["render", "runs/weights", "--format", "gif"])
         0
     """
-    parser = argparse.ArgumentParser(prog="visopt", description="visopt command-line tools")
+    parser = _Parser(prog="visopt", description="visopt command-line tools (see docs/cli.md)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         add(subparsers)
+    for sub in subparsers.choices.values():  # `visopt filters ... --debug` works too
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the traceback of an error")
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line(args.command)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -43,6 +71,14 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"visopt {args.command}: error: {_one_line(str(message))}", file=sys.stderr)
         return 1
+
+
+def _warning_line(command: str):
+    """Library warnings as one line each, like the errors (no source line under them)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"visopt {command}: warning: {_one_line(str(message))}", file=file or sys.stderr)
+
+    return show
 
 
 def _one_line(text: str) -> str:

@@ -1,68 +1,91 @@
-"""Run the demo: train the demo CNN on synthetic images, write filter and class visualizations.
+"""Run the demo: the whole gallery of what visopt does, with the report page as its index.
 
-    python -m visopt.demo --out demo_output
+    python -m visopt.demo --out demo_output          # or: make demo
 
-Prints the folder and every PNG written. Honours ``VISOPT_MAX_ITER`` (caps optimization steps).
+Trains the demo CNN on synthetic images (recording a weight video), an independent judge, a small
+LSTM (its gates) and a tiny network whose training is recorded and replayed;
+then ``visopt report`` writes ``OUT/index.html``: the filters of every conv layer, class images,
+their progress animation, saliency and Grad-CAM overlays of held-out images, and those extras.
+Prints what it trained, how many class images the model and the judge recognise, and the files.
+Honours ``VISOPT_MAX_ITER`` (caps optimization steps). ``OUT`` must be new, empty, or an earlier
+demo's or report's folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from visopt._atomic import atomic_write_bytes
+from visopt.demo import gallery
 from visopt.demo.data import CLASS_NAMES, make_dataset
 from visopt.demo.models import train_demo_model
-from visopt.frames.image_file import save_image
-from visopt.optvis.visualization import visualize_activation
-from visopt.render.images import deprocess_image, stitch_images
-
-_UPSCALE = 4
-
-
-def _enlarge(image: np.ndarray) -> np.ndarray:
-    return np.kron(image, np.ones((_UPSCALE, _UPSCALE, 1), dtype=image.dtype))
 
 
 def main(argv=None) -> int:
+    """Run the demo with ``argv``; returns the exit status.
+
+    Example:
+        >>> main(["--out", "demo_output", "--steps", "50"])
+        0
+    """
     parser = argparse.ArgumentParser(prog="python -m visopt.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo_output", help="folder for the PNG grids (created)")
+    parser.add_argument("--out", default="demo_output", help="the gallery's folder (replaced when complete)")
     parser.add_argument("--steps", type=int, default=200, help="optimization steps per visualization")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
-
     start = time.perf_counter()
-    model = train_demo_model("cnn", seed=args.seed)
-    x_test, y_test = make_dataset(512, seed=args.seed + 99)
-    accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
-    print(f"trained demo model {model.name!r} on synthetic images in {time.perf_counter() - start:.1f} s "
-          f"(test accuracy {accuracy:.3f})")
-
-    written = []
-    for layer in ("conv_1", "conv_2", "conv_3"):
-        images = visualize_activation(model, layer, None, max_iter=args.steps, seed=args.seed)
-        written.append(save_image(out / f"filters_{layer}.png", _enlarge(stitch_images(images, cols=8))))
-
-    per_class = 4
-    indices = [c for c in range(len(CLASS_NAMES)) for _ in range(per_class)]
-    images = visualize_activation(model, "predictions", indices, max_iter=args.steps, seed=args.seed)
-    predicted = model.predict(images.astype(np.float32), verbose=0).argmax(axis=1)
-    written.append(save_image(out / "classes.png", _enlarge(stitch_images(images, cols=per_class))))
-    # Class images are low in contrast once the class wins (the regularizers take over); stretch each
-    # for display. The unstretched file is what the model saw.
-    stretched = deprocess_image(images.astype(np.float32), percentile=1)
-    written.append(save_image(out / "classes_stretched.png", _enlarge(stitch_images(stretched, cols=per_class))))
-    recognised = float(np.mean(predicted == np.array(indices)))
-    print(f"class images (rows: {', '.join(CLASS_NAMES)}): {recognised:.0%} classified as their class")
-
-    print(f"wrote {len(written)} images to {out.resolve()}:")
-    for path in written:
-        print(f"  {path}")
+    with tempfile.TemporaryDirectory(prefix="visopt-demo-") as work:
+        work = Path(work)
+        model, attached = _train_everything(work, args.seed, start)
+        judge = train_demo_model("wide", seed=args.seed + 7)
+        model_path = work / "demo_cnn.keras"
+        model.save(model_path)
+        gallery.run_report(model_path, out, _report_options(work, args, attached))
+        atomic_write_bytes(out / model_path.name, model_path.read_bytes())  # for trying the commands on it
+    shares = gallery.judge_class_images(out, {"the demo model": model, "an independent judge": judge})
+    print(f"class images (rows: {', '.join(CLASS_NAMES)}): {shares['the demo model']:.0%} classified as their class "
+          f"by the demo model, {shares['an independent judge']:.0%} by an independent judge (another architecture "
+          "and seed)")
+    _print_files(out)
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _train_everything(work: Path, seed: int, start: float):
+    """The demo CNN (with its weight video) and the extras; returns the model and the folders to attach."""
+    model, snapshot = gallery.train_with_weight_video(work / "attach", seed)
+    x_test, y_test = make_dataset(512, seed=seed + 99)
+    accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
+    print(f"trained demo model {model.name!r} on synthetic images in {time.perf_counter() - start:.1f} s "
+          f"(test accuracy {accuracy:.3f}; {snapshot.snapshots} weight snapshots)")
+    gallery.write_test_images(work / "images", 8, seed)
+    attached = [work / "attach" / "weight_video"]
+    rnn_accuracy = gallery.rnn_gate_pictures(work / "attach" / "rnn_gates", seed)
+    attached.append(work / "attach" / "rnn_gates")
+    print(f"trained an LSTM on the marker task (accuracy {rnn_accuracy:.2f}) and drew its gates")
+    replay_accuracy = gallery.replay_animation(work / "attach" / "training_replay", work, seed)
+    attached.append(work / "attach" / "training_replay")
+    print(f"recorded and replayed a 2-2-1 network separating two parabolas (accuracy {replay_accuracy:.2f})")
+    return model, attached
+
+
+def _report_options(work: Path, args, attached) -> list[str]:
+    return ["--images", str(work / "images"), "--filters", "32", "--classes", "all", "--per-class", "4",
+            "--class-names", ",".join(CLASS_NAMES), "--steps", str(args.steps), "--seed", str(args.seed),
+            "--saliency-method", "smoothgrad", "--title", "visopt demo: what a small CNN learned",
+            "--attach", *map(str, attached), "--attach-title", "Training and sequences"]
+
+
+def _print_files(out: Path) -> None:
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    print(f"wrote {len(files)} files to {out.resolve()}: open {(out / 'index.html').resolve()}")
+    model, images = out / "demo_cnn.keras", out / "images"
+    print(f"the page is `visopt report {model} --images {images} --out DIR` (with more options and the extras); "
+          f"try `visopt cam {model} {images} --out cams/`")
 
 
 if __name__ == "__main__":

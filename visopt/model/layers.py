@@ -167,18 +167,19 @@ def rectifier(layer: keras.layers.Layer):
     return None
 
 
-def load_model_file(path) -> keras.Model:
+def load_model_file(path, *, safe_mode: bool = True) -> keras.Model:
     """A model file (``.keras``, or ``.h5``) loaded for reading only: ``safe_mode`` on (a file may come from
-    anyone: no arbitrary code from Lambda layers), not compiled.
+    anyone: no arbitrary code from Lambda layers) unless the caller trusts the file, not compiled.
 
     Example:
         >>> visualize_cam("runs/classifier.keras", "predictions", None, images)
+        >>> load_model_file("mine/with_lambda.keras", safe_mode=False)   # `visopt ... --unsafe`
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path!r}: give a keras.Model or the path of a .keras file")
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        return keras.models.load_model(path, compile=False, safe_mode=bool(safe_mode))
     except (ValueError, OSError, TypeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot load the model file {path!r}: {first}") from err
