@@ -23,7 +23,7 @@ setup(
         "threadpoolctl",
     ],
     extras_require={
-        "test": ["pytest>=7", "tensorboard"],
+        "test": ["pytest>=7", "tensorboard", "nbclient", "nbformat", "ipykernel"],
         "tensorboard": ["tensorboard"],
         "benchmark": ["tf-keras-vis==0.8.7", "psutil"],
     },

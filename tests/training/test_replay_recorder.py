@@ -22,6 +22,12 @@ def test_a_second_fit_appends_and_new_run_starts_over(tmp_path):
     np.testing.assert_array_equal(replay.model_at(4).get_weights()[0], checkpoints.weights[-1][0])
     np.testing.assert_array_equal(replay.model_at(2).get_weights()[0], checkpoints.weights[0][0])
 
+    fresh, _, _ = replay_model("binary")  # a re-run script: a new model, appended by mistake
+    with pytest.warns(UserWarning, match="weights differ from its last recorded point"):
+        fresh.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[visopt.ReplayRecorder(tmp_path, x, y)])
+    with pytest.warns(UserWarning, match="its probe sample comes from the first fit"):
+        fresh.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[visopt.ReplayRecorder(tmp_path, x[:50], y[:50])])
+
     model.fit(x, y, epochs=1, batch_size=32, verbose=0,
               callbacks=[visopt.ReplayRecorder(tmp_path, x, y, new_run=True)])
     assert [(p["epoch"], p["step"]) for p in Replay(tmp_path).points] == [(0, 0), (1, 3)]

@@ -21,7 +21,7 @@ import numpy as np
 from visopt._atomic import atomic_write_bytes, publish, temporary_file
 from visopt._checks import positive_int
 from visopt.model.weights import all_entries, read
-from visopt.store import SnapshotStore, weight_record
+from visopt.store import SnapshotFolder, SnapshotStore, weight_record
 from visopt.store.writer import DTYPES, REPLAY_MODEL_NAME as MODEL_NAME, REPLAY_PROBE_NAME as PROBE_NAME
 
 
@@ -40,7 +40,9 @@ class ReplayRecorder(keras.callbacks.Callback):
     copy of a large set.
 
     A second ``fit`` with the same folder appends its points (no second point 0; epochs and steps
-    go on counting); ``new_run=True`` starts the folder over.
+    go on counting); ``new_run=True`` starts the folder over. An appended fit whose model does not
+    hold the last recorded weights (a re-run script with a fresh model), or that is given other
+    probe data, gets a warning.
 
     Args:
         directory: the folder (created).
@@ -49,7 +51,7 @@ class ReplayRecorder(keras.callbacks.Callback):
         validation_data: ``(x_val, y_val)``, kept (bounded) beside the probe.
         max_samples: the bound on the probe sample (and on the validation sample).
         dtype: ``"float32"`` or ``"float16"`` storage (half the disk; the replay error it causes is
-            in docs/benchmarks.md).
+            measured in docs/replay.md).
         new_run: start over in a folder that holds an earlier recording (else its points go on).
 
     Example:
@@ -98,6 +100,7 @@ class ReplayRecorder(keras.callbacks.Callback):
             if not (self.directory / MODEL_NAME).is_file():
                 raise FileNotFoundError(f"{self.directory} holds recorded points but no {MODEL_NAME}: "
                                         "use new_run=True to start over")
+            self._check_continuation()
         else:
             self._epochs_before = self._steps_before = 0
             self._save_model_and_probe()
@@ -123,6 +126,25 @@ class ReplayRecorder(keras.callbacks.Callback):
             self._store = None
 
     # -- internals ------------------------------------------------------------------------
+    def _check_continuation(self) -> None:
+        """Say so when an appended fit does not continue the recorded one: another model's weights
+        (a fresh model in a re-run script), or other probe data (the first fit's probe is kept)."""
+        folder = SnapshotFolder(self.directory)
+        tolerance = 1e-3 if self.dtype == "float16" else 0.0
+        moved = [entry.path for entry, weight in zip(self._entries, folder.weights)
+                 if not np.allclose(read(entry.variable), folder.values(weight["path"])[-1], rtol=tolerance, atol=0)]
+        if moved:
+            warnings.warn(f"ReplayRecorder appends to {self.directory}, but the model's weights differ from its last "
+                          f"recorded point ({len(moved)} of {len(self._entries)} variables, e.g. {moved[0]!r}): the "
+                          "replay will jump there. Pass new_run=True to start a new recording", UserWarning,
+                          stacklevel=3)
+        with np.load(self.directory / PROBE_NAME, allow_pickle=False) as probe:
+            same = probe["x"].shape == self.x.shape and np.array_equal(probe["x"], self.x) and np.array_equal(
+                probe["y"], self.y)
+        if not same:
+            warnings.warn(f"ReplayRecorder appends to {self.directory}: its probe sample comes from the first fit; "
+                          "the x and y given now are not kept", UserWarning, stacklevel=3)
+
     def _record(self, epoch: int, batch: int, logs) -> None:
         record = {"epoch": epoch, "batch": batch, "step": self._steps_before + self._batches,
                   "logs": _numbers(logs, self.model)}
