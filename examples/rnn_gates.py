@@ -21,18 +21,9 @@ import argparse
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from visopt import inspect
-
-
-def marker_task(samples=2048, steps=40, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 0.5, (samples, steps, 2)).astype("float32")
-    where = rng.integers(0, steps // 2, samples)
-    y = rng.integers(0, 2, samples).astype("int32")
-    x[np.arange(samples), where, 0] = np.where(y == 1, 3.0, -3.0)
-    return x, y
+from visopt.demo import marker_task
 
 
 def train(x, y):

@@ -10,11 +10,11 @@ Example:
     >>> x, y = make_dataset(256, seed=1)
 """
 
-from visopt.demo.data import CLASS_NAMES, make_dataset
+from visopt.demo.data import CLASS_NAMES, make_dataset, marker_task
 from visopt.demo.models import build_model, train_demo_model
 from visopt.demo.objects import (OBJECT_CLASS_NAMES, ObjectDataset, build_object_model, make_empty_images,
                                  make_object_dataset, train_object_model)
 
-__all__ = ["CLASS_NAMES", "build_model", "make_dataset", "train_demo_model",
+__all__ = ["CLASS_NAMES", "build_model", "make_dataset", "marker_task", "train_demo_model",
            "OBJECT_CLASS_NAMES", "ObjectDataset", "build_object_model", "make_empty_images", "make_object_dataset",
            "train_object_model"]

@@ -42,3 +42,21 @@ def make_dataset(count: int, size: int = 32, channels: int = 3, seed: int = 0):
         image = 127.5 + contrast * pattern[..., None] * colour + rng.normal(0, 12, (size, size, channels))
         images[i] = np.clip(image, 0, 255)
     return images, labels.astype(np.int64)
+
+
+def marker_task(samples: int = 2048, steps: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A sequence task for recurrent layers: noise sequences ``(samples, steps, 2)`` with one marker
+    (+3 or -3 on channel 0) somewhere in the first half; the label is its sign, so a model must
+    remember it to the end.
+
+    Example:
+        >>> x, y = marker_task(256, 30, seed=1)
+        >>> x.shape, sorted(set(y))
+        ((256, 30, 2), [0, 1])
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.5, (samples, steps, 2)).astype("float32")
+    where = rng.integers(0, steps // 2, samples)
+    y = rng.integers(0, 2, samples).astype("int32")
+    x[np.arange(samples), where, 0] = np.where(y == 1, 3.0, -3.0)
+    return x, y

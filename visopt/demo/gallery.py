@@ -27,7 +27,7 @@ import numpy as np
 
 from visopt import WeightSnapshot, inspect
 from visopt._atomic import atomic_write_bytes
-from visopt.demo.data import CLASS_NAMES, make_dataset
+from visopt.demo.data import CLASS_NAMES, make_dataset, marker_task
 from visopt.demo.models import build_model
 from visopt.frames.image_file import save_image
 
@@ -74,16 +74,6 @@ def write_test_images(folder: Path, count: int, seed: int) -> list[Path]:
     x, y = make_dataset(count, seed=seed + 4242)
     return [save_image(folder / f"{i}-{CLASS_NAMES[label]}.png", np.clip(np.rint(image), 0, 255).astype(np.uint8))
             for i, (image, label) in enumerate(zip(x, y))]
-
-
-def marker_task(samples: int, steps: int, seed: int):
-    """Noise sequences with one marker (+3 or -3 on channel 0) early on; the label is its sign."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, 0.5, (samples, steps, 2)).astype("float32")
-    where = rng.integers(0, steps // 2, samples)
-    y = rng.integers(0, 2, samples).astype("int32")
-    x[np.arange(samples), where, 0] = np.where(y == 1, 3.0, -3.0)
-    return x, y
 
 
 def rnn_gate_pictures(folder: Path, seed: int) -> float:
