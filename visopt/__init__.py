@@ -7,6 +7,7 @@ bottom first: ``model`` and ``render``; ``frames``; ``optvis``, ``attribution``;
 Example:
     >>> import visopt
     >>> images = visopt.visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
+    >>> visopt.visualize_layers(model, out="runs/filters", batch_size=32)    # every filter, resumable
     >>> energy = visopt.ActivationMaximization("conv2d", [3]) + 0.5 * visopt.LPNorm() + 2 * visopt.TotalVariation()
     >>> result = visopt.Optimizer(model, energy).minimize(max_iter=200)
     >>> maps = visopt.visualize_saliency(model, "predictions", labels, images, method="smoothgrad")
@@ -28,7 +29,7 @@ from visopt import inspect
 from visopt.optvis import (ActivationMaximization, ChannelInterpolation, DeepDream, Direction, Diversity, Energy,
                            ImageSpec, Jitter, LPNorm, Neuron, OptimizationResult, Optimizer, OptimizerCallback, Pad,
                            ProgressBar, ProgressRecorder, RandomRotate, RandomScale, Term, TermInputs, Texture,
-                           TotalVariation, Transform, visualize_activation)
+                           TotalVariation, Transform, visualize_activation, visualize_layers)
 from visopt.render import deprocess_image, overlay, plot_maps, stitch_images, weight_image
 from visopt import replay
 from visopt.replay import Replay
@@ -47,6 +48,6 @@ __all__ = [
     "ProgressRecorder", "RandomRotate", "RandomScale", "Replay", "ReplayRecorder", "ScoreCAM", "SmoothGrad", "SnapshotFolder", "Term",
     "TermInputs", "Texture", "TotalVariation", "Transform", "WeightHistory", "WeightSnapshot", "deprocess_image", "metrics",
     "normalize_maps", "overlay", "plot_maps", "render_snapshots", "replay", "save_image", "show", "stitch_images",
-    "visualize_activation",
+    "visualize_activation", "visualize_layers",
     "visualize_cam", "visualize_saliency", "weight_image",
 ]

@@ -75,7 +75,7 @@ def test_pixels_never_leave_the_input_range():
     assert result.images.dtype == np.float32
     # with this step size the optimum is pushed against the bounds: they are reached, not crossed
     assert np.mean(np.abs(result.images) == 1) > 0.5
-    (param,) = [p for p in opt._programs.values()]
+    (param,) = [p for replicas in opt._programs.values() for p in replicas.programs]
     assert float(tf.reduce_min(param.param.pixels)) >= -1 and float(tf.reduce_max(param.param.pixels)) <= 1
 
 

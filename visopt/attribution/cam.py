@@ -63,15 +63,14 @@ class GradCAM:
         layout = getattr(owner, "data_format", None) or self.engine.data_format
         self._channels_first = layout == "channels_first"
 
-    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
-        """Non-negative maps ``(N, *spatial)`` at the input's resolution (bilinear upsampling)."""
+    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256, strategy=None) -> np.ndarray:
+        """Non-negative maps ``(N, *spatial)`` at the input's resolution (bilinear upsampling); chunks of
+        ``batch_size`` images, spread over the replicas of ``strategy`` when one is given."""
         images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
-        maps = []
-        for part in chunks(len(images), batch_size):
-            scores, features, grads = self.engine.cam(images[part], selection[part])
-            features, grads = self._channels_last(features.numpy()), self._channels_last(grads.numpy())
-            maps.append(self.combine(features, grads))
+        calls = [(images[part], selection[part]) for part in chunks(len(images), batch_size)]
+        maps = [self.combine(self._channels_last(features), self._channels_last(grads))
+                for _, features, grads in self.engine.map(self.engine.cam, calls, strategy)]
         return self.upsample(np.concatenate(maps))
 
     def combine(self, features: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -119,14 +118,14 @@ class ScoreCAM(GradCAM):
     why_empty = "no channel's masked input scored above zero (Score-CAM uses no gradient; the unit may be dead there)"
 
     def attribute(self, seed_input, filter_indices, *, max_channels: int | None = None,
-                  batch_size: int = 256) -> np.ndarray:
+                  batch_size: int = 256, strategy=None) -> np.ndarray:
         """Non-negative maps ``(N, *spatial)``; ``max_channels`` keeps each image's channels of highest variance."""
         images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
         if max_channels is not None:
             max_channels = positive_int(max_channels, "max_channels")
-        features = np.concatenate([self._channels_last(self.engine.features(images[s]).numpy())
-                                   for s in chunks(len(images), batch_size)])
+        features = np.concatenate([self._channels_last(part) for part in self.engine.map(
+            self.engine.features, [(images[s],) for s in chunks(len(images), batch_size)], strategy)])
         channels = np.moveaxis(features, -1, 1)  # (N, K, *spatial)
         if max_channels is not None and max_channels < channels.shape[1]:
             variance = channels.reshape(channels.shape[:2] + (-1,)).var(axis=2)
@@ -138,11 +137,12 @@ class ScoreCAM(GradCAM):
         # one row per (image, channel): the image times the channel's mask
         image_of_row = np.repeat(np.arange(n), k)
         flat_images = images.reshape(n, *self._mask_layout(images.shape[1:]))
-        scores = np.empty(n * k, np.float32)
+        calls = []
         for rows in chunks(n * k, batch_size):
             mask = masks.reshape(n * k, -1)[rows].reshape((-1,) + self._mask_layout(images.shape[1:], mask=True))
             masked = (flat_images[image_of_row[rows]] * mask).reshape((-1,) + images.shape[1:])
-            scores[rows] = self.engine.scores(masked, selection[image_of_row[rows]]).numpy()
+            calls.append((masked, selection[image_of_row[rows]]))
+        scores = np.concatenate(self.engine.map(self.engine.scores, calls, strategy)).astype(np.float32)
         scores = scores.reshape(n, k) * (masks.max(axis=2) > 0)  # a constant channel masks nothing: no weight
         cams = np.maximum(np.einsum("nk,nkp->np", scores, activations), 0.0)
         return cams.reshape((n,) + _input_spatial(self.engine)).astype(np.float32)
@@ -160,7 +160,8 @@ _CAM_CLASSES = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": Sc
 
 
 def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer=None, method: str = "gradcam",
-                  normalize: str | None = "per_sample", batch_size: int = 256, **options) -> np.ndarray:
+                  normalize: str | None = "per_sample", batch_size: int = 256, strategy=None,
+                  **options) -> np.ndarray:
     """Class activation maps of ``layer``'s units for each image of ``seed_input``, float32 in [0, 1].
 
     Args:
@@ -176,7 +177,9 @@ def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer
         method: ``"gradcam"``, ``"gradcam++"``, ``"scorecam"`` (``max_channels=`` for the faster
             top-N variant) or ``"layercam"``.
         normalize: ``"per_sample"``, ``"shared"`` or None (see :func:`visopt.attribution.maps.normalize_maps`).
-        batch_size: rows per pass through the model (Score-CAM's masked inputs included).
+        batch_size: rows per pass through the model (Score-CAM's masked inputs included), on each device.
+        strategy: a ``tf.distribute.MirroredStrategy`` (or ``OneDeviceStrategy``): the chunks run on
+            its replicas side by side; the maps equal a one-device run.
 
     Returns:
         ``(N, H, W)`` maps (``(N, T)`` for sequences) at the input's resolution.
@@ -190,7 +193,7 @@ def visualize_cam(model, layer, filter_indices, seed_input, *, penultimate_layer
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"unknown normalize {normalize!r}; valid: {list(NORMALIZATIONS)}")
     explainer = _CAM_CLASSES[method](model, layer, penultimate_layer)
-    maps = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **options)
+    maps = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, strategy=strategy, **options)
     return normalize_maps(maps, normalize, getattr(explainer, "why_empty", GRADIENT_VANISHED))
 
 

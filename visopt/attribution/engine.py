@@ -9,7 +9,9 @@ minus the gradient of the energy the Optimizer minimizes.
 Every function here is one ``tf.function`` traced once per engine (the batch axis is left
 undefined). Work that multiplies the batch (SmoothGrad's noisy copies, Integrated Gradients' path
 points, Score-CAM's masked inputs) is laid out along the batch axis and cut into chunks of at most
-``batch_size`` rows, which bounds memory.
+``batch_size`` rows, which bounds memory. :meth:`AttributionEngine.map` runs the chunks, one after
+the other or, with a ``tf.distribute`` strategy, one per replica side by side (same chunks, same
+numbers).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from visopt._cache import cached, request_key
 from visopt._checks import input_batch, is_int
+from visopt._devices import check_strategy, map_replicas
 from visopt.model.layers import (activation_name, as_graph, channel_axis, data_format_of, find_embedding, find_feature,
                                  find_layer, input_count, input_shape)
 from visopt.model.surgery import LayerRequest, build_feature_model, flat_view, model_after
@@ -87,11 +90,21 @@ class AttributionEngine:
         if self.feature_layer is not None:
             self.cam = tf.function(self._cam, input_signature=[images, selection])
             self.features = tf.function(lambda x: self._outputs(x)[1], input_signature=[images])
+        self._runners: dict = {}  # the compiled strategy.run of each function, per strategy
 
     @classmethod
     def for_model(cls, model, layer, **options) -> "AttributionEngine":
         """The engine of this request, reused while ``model`` lives (surgery and tracing happen once)."""
         return cached(model, request_key("attribution", layer, options), lambda: cls(model, layer, **options))
+
+    def map(self, fn, calls: list[tuple], strategy=None) -> list:
+        """``fn(*args)`` (one of this engine's functions) for each chunk's ``args``, in order, as NumPy:
+        one after the other, or spread over the replicas of ``strategy`` (``MirroredStrategy``).
+
+        Example:
+            >>> parts = engine.map(engine.gradient, [(images[:64], rows[:64]), (images[64:], rows[64:])], strategy)
+        """
+        return map_replicas(fn, calls, check_strategy(strategy), self._runners)
 
     # -- inputs -------------------------------------------------------------------------------
     def noise_scale(self, images: np.ndarray, noise: float) -> np.ndarray:

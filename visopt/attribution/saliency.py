@@ -47,12 +47,13 @@ class Gradient:
         self.engine = AttributionEngine.for_model(model, layer, relu_gradient=self.relu_gradient,
                                                   embedding_layer=embedding_layer)
 
-    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
-        """Attributions in the shape of ``seed_input`` (a batch), float32."""
+    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256, strategy=None) -> np.ndarray:
+        """Attributions in the shape of ``seed_input`` (a batch), float32; chunks of ``batch_size`` images,
+        spread over the replicas of ``strategy`` when one is given."""
         images, selection = self.engine.inputs(seed_input, filter_indices)
         batch_size = positive_int(batch_size, "batch_size")
-        return np.concatenate([self.engine.gradient(images[s], selection[s])[1].numpy()
-                               for s in chunks(len(images), batch_size)])
+        calls = [(images[s], selection[s]) for s in chunks(len(images), batch_size)]
+        return np.concatenate([grads for _, grads in self.engine.map(self.engine.gradient, calls, strategy)])
 
 
 class GuidedBackprop(Gradient):
@@ -75,9 +76,9 @@ class GradientXInput(Gradient):
 
     channel_reduction = "sum"
 
-    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256) -> np.ndarray:
+    def attribute(self, seed_input, filter_indices, *, batch_size: int = 256, strategy=None) -> np.ndarray:
         images = self.engine.check_images(seed_input)
-        return super().attribute(images, filter_indices, batch_size=batch_size) * images
+        return super().attribute(images, filter_indices, batch_size=batch_size, strategy=strategy) * images
 
 
 class SmoothGrad:
@@ -101,7 +102,7 @@ class SmoothGrad:
                                                   embedding_layer=embedding_layer)
 
     def attribute(self, seed_input, filter_indices, *, samples: int = 50, noise: float = 0.2,
-                  kind: str = "smoothgrad", seed: int = 0, batch_size: int = 256) -> np.ndarray:
+                  kind: str = "smoothgrad", seed: int = 0, batch_size: int = 256, strategy=None) -> np.ndarray:
         """Aggregated gradients of ``samples`` copies with Gaussian noise of std ``noise`` times each
         image's value range (max - min). The noise depends on ``seed`` and the image's position in
         the batch only, not on ``batch_size``."""
@@ -115,15 +116,15 @@ class SmoothGrad:
         sigma = self.engine.noise_scale(images, noise)
         per_call = min(samples, batch_size)
         ids = np.arange(len(images), dtype=np.int32)
+        parts = [(part, group) for part in chunks(len(images), max(1, batch_size // per_call))
+                 for group in chunks(samples, per_call)]
+        calls = [(images[part], selection[part], sigma[part], ids[part], np.int32(samples), np.int32(group.start),
+                  np.int32(group.stop - group.start), np.int32(seed)) for part, group in parts]
         total = np.zeros_like(images)
         squares = np.zeros_like(images)
-        for part in chunks(len(images), max(1, batch_size // per_call)):
-            for group in chunks(samples, per_call):
-                sums, square_sums = self.engine.noisy_gradients(
-                    images[part], selection[part], sigma[part], ids[part], np.int32(samples), np.int32(group.start),
-                    np.int32(group.stop - group.start), np.int32(seed))
-                total[part] += sums.numpy()
-                squares[part] += square_sums.numpy()
+        for (part, _), (sums, square_sums) in zip(parts, self.engine.map(self.engine.noisy_gradients, calls, strategy)):
+            total[part] += sums
+            squares[part] += square_sums
         mean = total / samples
         if kind == "smoothgrad":
             return mean
@@ -146,7 +147,7 @@ class IntegratedGradients(Gradient):
     channel_reduction = "sum"
 
     def attribute(self, seed_input, filter_indices, *, steps: int = 50, baseline=None,
-                  batch_size: int = 256) -> np.ndarray:
+                  batch_size: int = 256, strategy=None) -> np.ndarray:
         """Attributions in the shape of ``seed_input``. ``baseline``: None (zeros), a number, an input
         of the model's shape or a batch of them."""
         images, selection = self.engine.inputs(seed_input, filter_indices)
@@ -157,11 +158,13 @@ class IntegratedGradients(Gradient):
         weights = np.full(steps + 1, 1.0 / steps, np.float32)
         weights[[0, -1]] /= 2  # the trapezoid rule
         per_call = min(len(alphas), batch_size)
+        parts = [(part, group) for part in chunks(len(images), max(1, batch_size // per_call))
+                 for group in chunks(len(alphas), per_call)]
+        calls = [(images[part], baselines[part], selection[part], alphas[group], weights[group])
+                 for part, group in parts]
         path = np.zeros_like(images)
-        for part in chunks(len(images), max(1, batch_size // per_call)):
-            for group in chunks(len(alphas), per_call):
-                path[part] += self.engine.path_gradients(images[part], baselines[part], selection[part],
-                                                         alphas[group], weights[group]).numpy()
+        for (part, _), grads in zip(parts, self.engine.map(self.engine.path_gradients, calls, strategy)):
+            path[part] += grads
         return (images - baselines) * path
 
     def baselines(self, baseline, images: np.ndarray) -> np.ndarray:
@@ -200,7 +203,7 @@ def saliency_method(model, layer, method: str = "vanilla", *, embedding_layer=No
 
 def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str = "vanilla",
                        keepdims: bool = False, normalize: str | None = "per_sample", batch_size: int = 256,
-                       embedding_layer=None, **hyperparameters) -> np.ndarray:
+                       embedding_layer=None, strategy=None, **hyperparameters) -> np.ndarray:
     """Saliency maps of ``layer``'s units for each image of ``seed_input``, float32 in [0, 1].
 
     Args:
@@ -219,7 +222,10 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
         keepdims: keep the channel axis (|value| per channel, channels last) instead of reducing it.
         normalize: ``"per_sample"`` scales each map by its maximum, ``"shared"`` all maps by the
             largest, None returns the unscaled magnitudes.
-        batch_size: rows per pass through the model (noisy copies and path points included).
+        batch_size: rows per pass through the model (noisy copies and path points included), on each
+            device.
+        strategy: a ``tf.distribute.MirroredStrategy`` (or ``OneDeviceStrategy``): the chunks of
+            ``batch_size`` rows run on its replicas side by side; the maps equal a one-device run.
         embedding_layer: for a model with integer (token) inputs, the Embedding layer in whose
             output space the maps are computed (noise, paths and baselines included); the first
             Embedding by default. Each token gets one value (its vector's channels reduced).
@@ -240,7 +246,8 @@ def visualize_saliency(model, layer, filter_indices, seed_input, *, method: str 
     explainer = saliency_method(model, layer, method, embedding_layer=embedding_layer)
     if method in NOISE_KINDS:
         hyperparameters["kind"] = method
-    attributions = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, **hyperparameters)
+    attributions = explainer.attribute(seed_input, filter_indices, batch_size=batch_size, strategy=strategy,
+                                       **hyperparameters)
     engine = explainer.engine
     if engine.segments is None:
         maps = reduce_channels(attributions, engine.input_channel_axis, explainer.channel_reduction, keepdims)

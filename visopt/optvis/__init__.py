@@ -6,7 +6,9 @@ layers in :mod:`~visopt.optvis.objectives` and :mod:`~visopt.optvis.neurons`, Gr
 (:mod:`~visopt.optvis.parameterizations`), random views of it (:mod:`~visopt.optvis.transforms`),
 the compiled step (:mod:`~visopt.optvis.program`, with :mod:`~visopt.optvis.adam`) and the loop
 around it (:mod:`~visopt.optvis.optimizer`), callbacks that watch a run (progress bar, progress
-recorder), and the one-liner ``visualize_activation``.
+recorder), the one-liner ``visualize_activation``, and ``visualize_layers`` (a grid per layer written
+to a folder, resumable). How a request of many images is cut into chunks and spread over devices:
+:mod:`~visopt.optvis.plan`.
 
 Example:
     >>> from visopt.optvis import ActivationMaximization, Optimizer, TotalVariation
@@ -14,6 +16,7 @@ Example:
 """
 
 from visopt.optvis.energy import Energy, ImageSpec, Term, TermInputs
+from visopt.optvis.layer_grids import visualize_layers
 from visopt.optvis.neurons import ChannelInterpolation, Direction, Neuron
 from visopt.optvis.objectives import ActivationMaximization, DeepDream
 from visopt.optvis.optimizer import Optimizer
@@ -28,4 +31,5 @@ from visopt.optvis.visualization import visualize_activation
 
 __all__ = ["ActivationMaximization", "ChannelInterpolation", "DeepDream", "Direction", "Diversity", "Energy", "ImageSpec", "Jitter", "LPNorm", "OptimizationResult",
            "Neuron", "Optimizer", "OptimizerCallback", "Pad", "ProgressBar", "ProgressRecorder", "RandomRotate", "RandomScale",
-           "Term", "TermInputs", "Texture", "TotalVariation", "Transform", "visualize_activation"]
+           "Term", "TermInputs", "Texture", "TotalVariation", "Transform", "visualize_activation",
+           "visualize_layers"]

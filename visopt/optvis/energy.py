@@ -42,17 +42,25 @@ class TermInputs:
 
     ``image`` is the current image, ``(batch, *spatial, channels)`` in input units, before the
     random transforms; ``outputs`` are the outputs of the layers the term requested, computed on the
-    transformed view of the image, in the order of ``Term.requests()``.
+    transformed view of the image, in the order of ``Term.requests()``. ``index`` holds the
+    position of each image of the batch in the whole request (``(batch,)`` int32): a request of N
+    objectives may run in chunks (``minimize(batch_size=...)``), and a term with one row of
+    constants per image picks the chunk's rows with :meth:`rows`.
 
     Example (inside a bound term)::
 
         def fn(inputs: TermInputs):
             feature_map = inputs.outputs[0]                  # (batch, h, w, channels)
-            return -tf.reduce_mean(feature_map, axis=[1, 2, 3])
+            return -tf.reduce_mean(feature_map, axis=[1, 2, 3]) * inputs.rows(per_image_weights)
     """
 
     image: tf.Tensor
     outputs: Sequence[tf.Tensor]
+    index: tf.Tensor | None = None
+
+    def rows(self, table: tf.Tensor) -> tf.Tensor:
+        """The rows of ``table`` (one row per image of the request) that belong to this batch's images."""
+        return table if self.index is None else tf.gather(table, self.index)
 
 
 #: A bound term: maps TermInputs to one value per image, shape (batch,).
@@ -73,6 +81,12 @@ class Term:
     """
 
     name = "term"
+    #: True when one image's value depends on the other images of the batch (``Diversity``): such a
+    #: request cannot be cut into chunks (``minimize(batch_size=...)`` smaller than the request).
+    couples_images = False
+    #: True when a term that fixes the batch size (one row of constants per image) picks its rows with
+    #: ``TermInputs.rows``, so that its request can run in chunks. Set it on such a term of your own.
+    reads_rows = False
     #: The parameterization this term works best with (``"pixels"`` or ``"fourier"``), or None. The
     #: Optimizer's ``parameterization="auto"`` follows it when a term of the energy states one.
     parameterization: str | None = None
@@ -89,7 +103,9 @@ class Term:
         """Validate against the resolved ``layers`` and return the per-image function.
 
         May also return ``(function, batch_size)`` when the term fixes how many images it needs
-        (one per filter index, say); ``None`` or a bare function means "any batch size".
+        (one per filter index, say); ``None`` or a bare function means "any batch size". A term
+        that fixes the batch size reads its per-image constants with ``inputs.rows(table)`` and
+        sets ``reads_rows = True``, so that the request can run in chunks.
         """
         raise NotImplementedError
 

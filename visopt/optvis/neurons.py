@@ -68,6 +68,7 @@ class Neuron(_LayerTerm):
     """
 
     name = "neuron"
+    reads_rows = True
 
     def __init__(self, layer: LayerSpec, channels, position=None, *, name: str | None = None):
         super().__init__(layer, name)
@@ -85,10 +86,11 @@ class Neuron(_LayerTerm):
         if len(position) != len(spatial) or not all(0 <= p < s for p, s in zip(position, spatial)):
             raise ValueError(f"position {position} is outside the spatial shape {spatial} of layer {layer.name!r}")
         index = list(position)
+        per_image = len(self.channels) > 1
 
         def fn(inputs: TermInputs) -> tf.Tensor:
             at = _channels_last(inputs.outputs[0], axis)[(slice(None), *index)]  # (batch, units)
-            return -tf.reduce_sum(at * selection, axis=1)
+            return -tf.reduce_sum(at * (inputs.rows(selection) if per_image else selection), axis=1)
 
         return fn, (len(self.channels) if len(self.channels) > 1 else None)
 
@@ -110,6 +112,7 @@ class Direction(_LayerTerm):
     """
 
     name = "direction"
+    reads_rows = True
 
     def __init__(self, layer: LayerSpec, vector, *, cosine: bool = False, name: str | None = None):
         super().__init__(layer, name)
@@ -127,13 +130,15 @@ class Direction(_LayerTerm):
             raise ValueError(f"vector has {self.vectors.shape[-1]} entries; layer {layer.name!r} has {units} channels")
         vectors = tf.constant(np.atleast_2d(self.vectors))
         cosine = self.cosine
+        per_image = len(vectors) > 1
 
         def fn(inputs: TermInputs) -> tf.Tensor:
             out = _channels_last(inputs.outputs[0], axis)
             flat = tf.reshape(out, (tf.shape(out)[0], -1, units))  # (batch, positions, units)
             if cosine:
                 flat = tf.math.l2_normalize(flat, axis=-1, epsilon=1e-6)
-            return -tf.reduce_mean(tf.einsum("bpu,bu->bp", flat, tf.broadcast_to(vectors, (tf.shape(flat)[0], units))),
+            rows = inputs.rows(vectors) if per_image else vectors
+            return -tf.reduce_mean(tf.einsum("bpu,bu->bp", flat, tf.broadcast_to(rows, (tf.shape(flat)[0], units))),
                                    axis=1)
 
         return fn, (len(self.vectors) if self.vectors.ndim == 2 and len(self.vectors) > 1 else None)
@@ -149,6 +154,7 @@ class ChannelInterpolation(_LayerTerm):
     """
 
     name = "channel_interpolation"
+    reads_rows = True
 
     def __init__(self, layer: LayerSpec, a: int, b: int, *, images: int = 5, name: str | None = None):
         super().__init__(layer, name)
@@ -166,6 +172,6 @@ class ChannelInterpolation(_LayerTerm):
         weights = tf.constant(weights)
 
         def fn(inputs: TermInputs) -> tf.Tensor:
-            return -tf.reduce_sum(channel_means(inputs.outputs[0], axis) * weights, axis=1)
+            return -tf.reduce_sum(channel_means(inputs.outputs[0], axis) * inputs.rows(weights), axis=1)
 
         return fn, self.images

@@ -47,6 +47,7 @@ class ActivationMaximization(Term):
     """
 
     name = "activation_maximization"
+    reads_rows = True
 
     def __init__(self, layer: LayerSpec, filter_indices=None, *, pre_activation: bool = True,
                  score: str = "auto", name: str | None = None):
@@ -74,9 +75,11 @@ class ActivationMaximization(Term):
             score = "log_odds" if softmax else "activation"
 
         climb = _SCORES[score]
+        per_image = len(rows) > 1
 
         def fn(inputs: TermInputs) -> tf.Tensor:
-            return -climb(channel_means(inputs.outputs[0], axis), selection)
+            chosen = inputs.rows(selection) if per_image else selection
+            return -climb(channel_means(inputs.outputs[0], axis), chosen)
 
         return fn, (len(rows) if len(rows) > 1 else None)
 

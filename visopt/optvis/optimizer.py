@@ -3,13 +3,14 @@
 Each step runs, inside one ``tf.function`` (:mod:`visopt.optvis.program`): parameterization ->
 random transforms of a view -> model (the feature graph from :mod:`visopt.model.surgery`) ->
 energy -> gradient -> Adam update -> projection into ``input_range``. The Python loop around it
-only records history and calls callbacks. N objectives are optimized together as a batch of N
-independent images.
+only records history and calls callbacks. N objectives are N independent images: optimized as one
+batch, or in chunks of ``batch_size`` images run one after the other on the same compiled step, and
+spread over the replicas of a ``tf.distribute`` strategy (:mod:`visopt.optvis.plan` cuts the request;
+:class:`~visopt.optvis.program.Replicas` steps a round). How a request is cut changes no image.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -18,39 +19,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visopt._checks import check_range, input_batch, positive_int, positive_number
+from visopt._checks import check_range, positive_number
 from visopt.model.layers import as_graph, data_format_of, find_layer, input_rescaling, input_shape
 from visopt.model.surgery import build_feature_model, with_inputs_fixed
 from visopt.optvis.energy import Energy, ImageSpec, TermInputs
-from visopt.optvis.optimizer_callback import OptimizerCallback
-from visopt.optvis.parameterizations import PARAMETERIZATIONS, initial_images, make_parameterization
-from visopt.optvis.program import BestIterate, Program
-from visopt.optvis.progress_bar import ProgressBar
-from visopt.optvis.progress_recorder import ProgressRecorder
+from visopt.optvis.parameterizations import PARAMETERIZATIONS, make_parameterization
+from visopt.optvis.plan import MAX_ITER_ENV, Run, plan_run  # noqa: F401 - MAX_ITER_ENV: imported from here by the CLI
+from visopt.optvis.program import BestIterate, Program, Replicas
 from visopt.optvis.result import OptimizationResult
 from visopt.optvis.transforms import Jitter, Transform, TransformPipeline, default_transforms
 
-#: Environment variable that caps ``max_iter`` of every ``minimize`` call (used by the test suite).
-MAX_ITER_ENV = "VISOPT_MAX_ITER"
-
 # Chosen by benchmarks/quality_activation.py on three tuning tasks (docs/quality.md): fourier at 0.015 transferred to independent judges, 0.05 saturated.
 _DEFAULT_LEARNING_RATE = {"pixels": 0.02, "fourier": 0.015}
-ON_NONFINITE = ("raise", "warn")
+#: Compiled steps an Optimizer keeps (one per chunk size, transform list, keep_best and strategy).
+_PROGRAMS_KEPT = 8
 
 
 @dataclass
-class _Run:
-    """One ``minimize`` call, checked: everything the loop needs."""
+class _Piece:
+    """What one round of a request gave: its images (padding dropped), history, steps, best iterates."""
 
-    max_iter: int
-    learning_rate: float
-    seed: int
-    seed_images: np.ndarray | None
-    batch: int
-    transforms: list
-    callbacks: list
-    keep_best: bool
-    on_nonfinite: str
+    images: np.ndarray
+    history: dict
+    steps: int
+    best: tuple | None
 
 
 class Optimizer:
@@ -103,7 +95,9 @@ class Optimizer:
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
         model = as_graph(model)
+        self._fixed_rows = 1
         if fixed_inputs is not None:  # several inputs: optimize one, the others given
+            self._fixed_rows = _fixed_rows(model, dict(fixed_inputs))
             model = with_inputs_fixed(model, dict(fixed_inputs))
         if isinstance(model, keras.Model):
             _check_range_against_preprocessing(model, self.input_range)
@@ -122,13 +116,14 @@ class Optimizer:
                                              "learning_rate")
         self.spec = ImageSpec(self.image_shape, self.input_range)
 
-        self._bound, self.batch_size = self._bind_terms(layers, term_slots)
+        self._bound, self._sizes, self.batch_size = self._bind_terms(layers, term_slots)
         self.names = self.energy.names()
-        self._feature_model = build_feature_model(model, requests) if requests else None
+        #: the graph from the input to every layer the terms read (None when they read none)
+        self.feature_model = build_feature_model(model, requests) if requests else None
         user_transforms = default_transforms(self.image_shape) if transforms is None else list(transforms)
         TransformPipeline(user_transforms, self.image_shape, self.input_range)  # validate now
         self.transforms = user_transforms
-        self._programs: dict[tuple, Program] = {}
+        self._programs: dict[tuple, Replicas] = {}
         self._jitters: dict[float, Jitter] = {}
         self._lock = threading.Lock()
         self._owner: int | None = None  # the thread running minimize, to refuse a nested call
@@ -154,7 +149,7 @@ class Optimizer:
         return requests, slots
 
     def _bind_terms(self, layers, term_slots):
-        bound, batch = [], None
+        bound, sizes, batch = [], [], None
         for (term, weight), slots, name in zip(self.energy.terms, term_slots, self.energy.names()):
             out = term.bind([layers[i] for i in slots], self.spec)
             fn, size = out if isinstance(out, tuple) else (out, None)
@@ -163,26 +158,45 @@ class Optimizer:
                                  "give every term one entry per image or a single entry")
             batch = size if size is not None else batch
             bound.append((fn, weight, slots))
-        return bound, batch
+            sizes.append(size)
+        return bound, sizes, batch
+
+    def unsplittable(self) -> str:
+        """Why this energy's images must run as one batch on one device, or ``""`` when a request can be
+        cut into chunks (``minimize(batch_size=...)``, a strategy's replicas)."""
+        for (term, _), name, size in zip(self.energy.terms, self.names, self._sizes):
+            if term.couples_images:
+                return f"term {name!r} couples the images of a batch"
+            if size is not None and not term.reads_rows:
+                return f"term {name!r} fixes {size} images without reading its rows (Term.reads_rows)"
+        if self._fixed_rows > 1:
+            return f"fixed_inputs give one sample per image ({self._fixed_rows})"
+        return ""
 
     # -- the compiled program ---------------------------------------------------------------
-    def _program(self, batch: int, transforms: list, keep_best: bool) -> Program:
-        """The compiled step of this batch size, transform list and ``keep_best`` (built once)."""
-        key = (batch, tuple(id(t) for t in transforms), keep_best)
+    def _replicas(self, run: Run) -> Replicas:
+        """The compiled step of this chunk size, transform list, ``keep_best`` and strategy (built once)."""
+        key = (run.chunk, tuple(id(t) for t in run.transforms), run.keep_best, id(run.strategy))
         if key not in self._programs:
-            param = make_parameterization(self.parameterization, batch, self.image_shape, self.input_range)
-            pipeline = TransformPipeline(transforms, self.image_shape, self.input_range)
-            best = BestIterate(batch, self.image_shape) if keep_best else None
-            self._programs[key] = Program(self._energy_fn(batch), param, pipeline, best)
+            while len(self._programs) >= _PROGRAMS_KEPT:  # the oldest first: their variables are freed
+                self._programs.pop(next(iter(self._programs)))
+            self._programs[key] = Replicas(lambda: self._program(run.chunk, run.transforms, run.keep_best),
+                                           run.devices, run.strategy)
         return self._programs[key]
 
+    def _program(self, batch: int, transforms: list, keep_best: bool) -> Program:
+        param = make_parameterization(self.parameterization, batch, self.image_shape, self.input_range)
+        pipeline = TransformPipeline(transforms, self.image_shape, self.input_range)
+        best = BestIterate(batch, self.image_shape) if keep_best else None
+        return Program(self._energy_fn(batch), param, pipeline, best)
+
     def _energy_fn(self, batch: int):
-        """``energy(image, view) -> (total (batch,), values (terms, batch))`` of the bound terms."""
+        """``energy(image, view, index) -> (total (batch,), values (terms, batch))`` of the bound terms."""
         to_model = _layout_fn(self.data_format, len(self.image_shape))
 
-        def energy(image, view):
+        def energy(image, view, index):
             outputs = self._features(to_model(view))
-            values = [weight * fn(TermInputs(image, [outputs[i] for i in slots]))
+            values = [weight * fn(TermInputs(image, [outputs[i] for i in slots], index))
                       for fn, weight, slots in self._bound]
             values = [tf.broadcast_to(v, (batch,)) for v in values]
             return tf.add_n(values), tf.stack(values)
@@ -190,16 +204,17 @@ class Optimizer:
         return energy
 
     def _features(self, view):
-        if self._feature_model is None:
+        if self.feature_model is None:
             return []
-        outputs = self._feature_model(view, training=False)
+        outputs = self.feature_model(view, training=False)
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
     # -- the loop ---------------------------------------------------------------------------
     def minimize(self, seed_input=None, max_iter: int = 200, jitter: float = 0.05, callbacks=None,
                  verbose: bool = True, *, seed: int | None = None, keep_best: bool = False,
                  on_nonfinite: str = "raise", learning_rate: float | None = None,
-                 progress_gif_path=None, frame_every: int = 1, seed_img=None) -> OptimizationResult:
+                 progress_gif_path=None, frame_every: int = 1, seed_img=None, batch_size: int | None = None,
+                 strategy=None) -> OptimizationResult:
         """Run ``max_iter`` steps of gradient descent on the energy and return the images.
 
         Args:
@@ -208,24 +223,35 @@ class Optimizer:
             max_iter: number of steps (capped by the ``VISOPT_MAX_ITER`` environment variable).
             jitter: random shift of the view each step: pixels (int) or a fraction of the size (float < 1);
                 0 disables it. Ignored for inputs without spatial axes.
-            callbacks: ``OptimizerCallback`` objects, called at each step.
-            verbose: show a progress bar (tqdm; works in notebooks).
+            callbacks: ``OptimizerCallback`` objects, called at each step (of each chunk).
+            verbose: show a progress bar (tqdm; works in notebooks), one over the whole request.
             seed: makes the run reproducible (random noise and transforms); random when None.
             keep_best: also return each image's lowest-energy iterate.
             on_nonfinite: ``"raise"`` (default) raises ``FloatingPointError`` when the energy or its
-                gradient becomes NaN/Inf; ``"warn"`` warns and returns the last finite iterate.
+                gradient becomes NaN/Inf; ``"warn"`` warns and returns the last finite iterate (of the
+                chunk that failed; the others run to the end, and ``steps`` is the shortest chunk's).
             learning_rate: overrides the Optimizer's for this run.
             progress_gif_path: record the run as an animation: ``.gif`` (added when there is no
                 suffix), ``.mp4``, or see :class:`~visopt.optvis.progress_recorder.ProgressRecorder`.
             frame_every: with ``progress_gif_path``, one frame every this many steps.
             seed_img: keras-vis' name for ``seed_input``.
+            batch_size: at most this many images per device at once: the request's N images run in
+                chunks, one after the other on one compiled step, so memory is set by ``batch_size``, not
+                N. None: as many as half the device's free memory holds (the rule in
+                :mod:`visopt.optvis.plan`; all N when they fit). Chunks change no image.
+            strategy: a ``tf.distribute.MirroredStrategy`` (or ``OneDeviceStrategy``): each replica runs
+                its own chunk of ``batch_size`` images, side by side; the images equal a one-device run.
 
         Example:
             >>> images, grads = opt.minimize(max_iter=500, verbose=True, jitter=0)   # keras-vis call
             >>> opt.minimize(max_iter=500, jitter=0, progress_gif_path="opt_progress")  # writes opt_progress.gif
+            >>> opt.minimize(max_iter=200, batch_size=32, strategy=tf.distribute.MirroredStrategy())
         """
-        run = self._plan(seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
-                         learning_rate, progress_gif_path, frame_every)
+        run = plan_run(self, seed_input=seed_input, seed_img=seed_img, max_iter=max_iter,
+                       transforms=self._with_jitter(jitter), callbacks=callbacks, verbose=verbose, seed=seed,
+                       keep_best=keep_best, on_nonfinite=on_nonfinite, learning_rate=learning_rate,
+                       progress_gif_path=progress_gif_path, frame_every=frame_every, batch_size=batch_size,
+                       strategy=strategy)
         # The programs' variables belong to this Optimizer: two threads running it at once would
         # update the same images. One run at a time; other Optimizers (other requests) run in parallel.
         if self._owner == threading.get_ident():
@@ -234,63 +260,21 @@ class Optimizer:
         with self._lock:
             self._owner = threading.get_ident()
             try:
-                return self._run(run)
+                return self._loop(self._replicas(run), run)
             finally:
                 self._owner = None
 
-    def _run(self, run: _Run) -> OptimizationResult:
-        """Reset the program of ``run`` and loop (under the Optimizer's lock)."""
-        program = self._program(run.batch, run.transforms, run.keep_best)
-        start = run.seed_images
-        if start is None:
-            start = initial_images(run.batch, self.image_shape, self.input_range, run.seed)
-        program.reset(np.broadcast_to(start, (run.batch,) + self.image_shape))
-        return self._loop(program, run)
-
-    def _plan(self, seed_input, seed_img, max_iter, jitter, callbacks, verbose, seed, keep_best, on_nonfinite,
-              learning_rate, progress_gif_path, frame_every) -> _Run:
-        """Check every argument of ``minimize`` before any work, and settle the run."""
-        if seed_img is not None:
-            if seed_input is not None:
-                raise TypeError("give seed_input or its keras-vis name seed_img, not both")
-            seed_input = seed_img
-        if on_nonfinite not in ON_NONFINITE:
-            raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
-        max_iter = _capped(positive_int(max_iter, "max_iter"))
-        learning_rate = positive_number(self.learning_rate if learning_rate is None else learning_rate,
-                                        "learning_rate")
-        seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
-        seed_images = self._check_seed_input(seed_input)
-        return _Run(max_iter=max_iter, learning_rate=learning_rate, seed=seed, seed_images=seed_images,
-                    batch=self._batch(seed_images), transforms=self._with_jitter(jitter),
-                    callbacks=self._callbacks(callbacks, verbose, progress_gif_path, frame_every),
-                    keep_best=bool(keep_best), on_nonfinite=on_nonfinite)
-
-    def _callbacks(self, callbacks, verbose, progress_gif_path, frame_every) -> list:
-        """The user's callbacks, plus the recorder of ``progress_gif_path`` and the progress bar."""
-        callbacks = list(callbacks or [])
-        for cb in callbacks:
-            if not isinstance(cb, OptimizerCallback):
-                raise TypeError(f"callbacks must be OptimizerCallback objects, got {cb!r}")
-        if progress_gif_path is not None:
-            callbacks.append(ProgressRecorder(progress_gif_path, frame_every=frame_every))
-        for cb in callbacks:  # float images are mapped to colours with the optimizer's range
-            if isinstance(cb, ProgressRecorder) and cb.input_range is None:
-                cb.input_range = self.input_range
-        if verbose:
-            callbacks.insert(0, ProgressBar())
-        return callbacks
-
-    def _loop(self, program: Program, run: _Run) -> OptimizationResult:
-        """Step, record, call back. Each callback that began gets ``on_end`` after a normal end, or
-        ``on_abort`` when the run stops on an error (an interrupt included), which is then raised."""
+    def _loop(self, replicas: Replicas, run: Run) -> OptimizationResult:
+        """Round after round: step, record, call back. Each callback that began gets ``on_end`` after a
+        normal end, or ``on_abort`` when the run stops on an error (an interrupt included), which is then raised."""
         begun = []
         try:
             for cb in run.callbacks:
                 begun.append(cb)  # one that fails to begin is aborted too: it may have opened something
-                cb.on_begin(run.max_iter, run.batch)
-            history, steps, last_finite = self._steps(program, run)
-            result = self._result(program, history, steps, last_finite)
+                cb.on_begin(run.max_iter, min(run.images, run.per_round))
+            rounds = run.rounds()
+            pieces = [self._round(replicas, run, k, positions, len(rounds)) for k, positions in enumerate(rounds)]
+            result = self._result(replicas, pieces)
         except BaseException as error:
             _abort(begun, error)
             raise
@@ -302,18 +286,32 @@ class Optimizer:
                 raise
         return result
 
-    def _steps(self, program: Program, run: _Run):
-        """The steps: ``(history, finite steps, the last finite image or None when the run went to the end)``."""
+    def _round(self, replicas: Replicas, run: Run, k: int, positions: np.ndarray, rounds: int) -> _Piece:
+        """Run the images at ``positions`` (one chunk per replica) from their start for ``max_iter`` steps."""
+        valid = run.valid(k)
+        replicas.reset(run.start_images(positions, self.image_shape, self.input_range), positions)
+        for cb in run.callbacks:
+            cb.on_chunk(k, rounds, positions[:valid])
+        where = "" if rounds == 1 else f" (images {positions[0]}..{positions[valid - 1]} of {run.images})"
+        history, steps, last_finite = self._steps(replicas, run, valid, where)
+        images = replicas.images() if last_finite is None else last_finite.numpy()
+        best = None
+        if replicas.best and steps:
+            best = tuple(part[:valid] for part in replicas.best_iterates())
+        return _Piece(images[:valid], history, steps, best)
+
+    def _steps(self, replicas: Replicas, run: Run, valid: int, where: str):
+        """A round's steps: ``(history, finite steps, the last finite image or None when it went to the end)``."""
         callbacks = run.callbacks
         wants_images = any(cb.wants_images for cb in callbacks)
         history = {name: [] for name in self.names + ["loss"]}
         learning_rate = tf.constant(run.learning_rate, tf.float32)
         last_finite = None
         for t in range(run.max_iter):
-            image, total, values, finite = program.step(tf.constant([run.seed, t], tf.int64), learning_rate)
-            total, values = total.numpy(), values.numpy()
+            image, total, values, finite = replicas.step(tf.constant([run.seed, t], tf.int64), learning_rate)
+            total, values = total.numpy()[:valid], values.numpy()[:, :valid]
             if not bool(finite):
-                self._nonfinite(t, values, total, run.on_nonfinite)
+                self._nonfinite(t, values, total, run.on_nonfinite, where)
                 # the variables were not updated: they hold the image that gave NaN, not the one before
                 return history, t, last_finite
             last_finite = image
@@ -321,33 +319,12 @@ class Optimizer:
             for name, value in terms.items():
                 history[name].append(value)
             if callbacks:
-                shown = self._display(image.numpy()) if wants_images else None
+                shown = self._display(image.numpy()[:valid]) if wants_images else None
                 for cb in callbacks:
                     cb.on_step(t, shown if cb.wants_images else None, terms)
         return history, run.max_iter, None
 
     # -- minimize helpers -------------------------------------------------------------------
-    def _check_seed_input(self, seed_input):
-        if seed_input is None:
-            return None
-        array = input_batch(seed_input, self.model_shape, layout=self.data_format)
-        low, high = self.input_range
-        tolerance = 1e-3 * (high - low)
-        if array.min() < low - tolerance or array.max() > high + tolerance:
-            raise ValueError(f"seed_input values span [{array.min():g}, {array.max():g}], outside "
-                             f"input_range={self.input_range}; rescale it or pass the matching input_range")
-        if self.data_format == "channels_first" and array.ndim > 2:
-            array = np.moveaxis(array, 1, -1)
-        return array
-
-    def _batch(self, seed_images) -> int:
-        terms = self.batch_size
-        seeds = None if seed_images is None else seed_images.shape[0]
-        if terms is not None and seeds not in (None, 1, terms):
-            raise ValueError(f"seed_input holds {seeds} images but the losses ask for {terms} (one per filter "
-                             "index); give one seed image or one per filter index")
-        return terms or seeds or 1
-
     def _with_jitter(self, jitter):
         if len(self.image_shape) < 2 or not jitter:
             return self.transforms
@@ -359,32 +336,31 @@ class Optimizer:
             return np.clip(np.rint(images), 0, 255).astype(np.uint8)
         return images.astype(np.float32)
 
-    def _nonfinite(self, step, values, total, on_nonfinite):
+    def _nonfinite(self, step, values, total, on_nonfinite, where=""):
         bad = [name for name, v in zip(self.names, values) if not np.all(np.isfinite(v))]
         what = f"terms {bad}" if bad else "the gradient"
-        message = (f"the energy became non-finite (NaN/Inf) at step {step}: {what}. Lower the learning rate, "
+        message = (f"the energy became non-finite (NaN/Inf) at step {step}{where}: {what}. Lower the learning rate, "
                    "check the model for unstable layers, or pass on_nonfinite='warn' to keep the last finite images")
         if on_nonfinite == "raise":
             raise FloatingPointError(message)
         kept = "the starting images (no step was finite)" if step == 0 else f"the images of step {step - 1}"
-        warnings.warn(f"{message}; returning the last finite iterate: {kept}", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"{message}; returning the last finite iterate: {kept}", RuntimeWarning, stacklevel=5)
 
-    def _result(self, program: Program, history, steps, image=None) -> OptimizationResult:
-        """The result at ``image`` (the last finite iterate of a stopped run), else at the variables' image."""
-        image = program.param() if image is None else image
-        images = image.numpy()
-        image = tf.constant(images)  # a copy: the pixel parameterization returns its live variable
+    def _result(self, replicas: Replicas, pieces: list[_Piece]) -> OptimizationResult:
+        """The request's result, in request order: the rounds' images, histories (cut to the shortest
+        round) and best iterates."""
+        images = np.concatenate([piece.images for piece in pieces])
         if not np.all(np.isfinite(images)):
             raise FloatingPointError("the optimized images contain NaN/Inf values")
-        batch = images.shape[0]
-        history = {name: np.asarray(values, np.float32).reshape(len(values), batch)
-                   for name, values in history.items()}
+        steps = min(piece.steps for piece in pieces)
+        history = {name: np.concatenate([np.asarray(piece.history[name][:steps], np.float32).reshape(
+            steps, len(piece.images)) for piece in pieces], axis=1) for name in self.names + ["loss"]}
         best_images = best_loss = None
-        if program.best is not None and steps:
-            best_images = self._display(program.best.image.numpy())
-            best_loss = program.best.loss.numpy()
+        if all(piece.best is not None for piece in pieces):
+            best_images = self._display(np.concatenate([piece.best[0] for piece in pieces]))
+            best_loss = np.concatenate([piece.best[1] for piece in pieces])
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
-                                  gradient_fn=lambda: program.gradient(image).numpy(), input_range=self.input_range)
+                                  gradient_fn=lambda: replicas.gradient(images), input_range=self.input_range)
 
 
 def _check_range_against_preprocessing(model, input_range) -> None:
@@ -434,11 +410,14 @@ def _layout_fn(data_format, rank):
     return lambda images: tf.transpose(images, order)
 
 
-def _capped(max_iter: int) -> int:
-    cap = os.environ.get(MAX_ITER_ENV)
-    if not cap:
-        return max_iter
-    try:
-        return min(max_iter, int(cap))
-    except ValueError:
-        raise ValueError(f"{MAX_ITER_ENV} must be an int, got {cap!r}") from None
+def _fixed_rows(model, fixed: dict) -> int:
+    """The most samples that ``fixed_inputs`` give one input (1: one sample shared by every image)."""
+    names = [t.name for t in model.inputs]
+    rows = 1
+    for key, value in fixed.items():
+        index = names.index(key) if isinstance(key, str) and key in names else key
+        shape = np.shape(value)
+        known = isinstance(index, int) and 0 <= index < len(names)
+        if known and shape and shape != tuple(model.inputs[index].shape[1:]):
+            rows = max(rows, int(shape[0]))
+    return rows

@@ -1,4 +1,4 @@
-"""The base class of optimizer callbacks: ``on_begin``, ``on_step``, ``on_end`` and ``on_abort`` hooks."""
+"""The base class of optimizer callbacks: ``on_begin``, ``on_chunk``, ``on_step``, ``on_end`` and ``on_abort`` hooks."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ class OptimizerCallback:
     term's name (and ``"loss"``, the overall energy) to a ``(batch,)`` array. Images are made only
     for callbacks whose ``wants_images`` is true, so a loss-only callback costs nothing.
 
+    A request cut into chunks (``minimize(batch_size=...)``, or a strategy's replicas) runs its
+    chunks one after the other: ``on_chunk`` announces each, then ``on_step`` sees that chunk's
+    ``max_iter`` steps (``step`` counts from 0 again) with its images and values only. One
+    ``on_begin`` and one ``on_end`` (with the whole request's result) frame the request.
+
     Example:
         >>> class PrintLoss(OptimizerCallback):
         ...     wants_images = False
@@ -28,7 +33,12 @@ class OptimizerCallback:
     wants_images = True
 
     def on_begin(self, max_iter: int, batch_size: int) -> None:
-        """Called once before the first step."""
+        """Called once before the first step; ``batch_size``: the images of the first chunk (of the request
+        when it runs as one batch)."""
+
+    def on_chunk(self, index: int, chunks: int, positions: np.ndarray) -> None:
+        """Called before chunk ``index`` of ``chunks`` (0 of 1 for a request run as one batch); ``positions``
+        are its images' places in the request."""
 
     def on_step(self, step: int, images: np.ndarray | None, values: Mapping[str, np.ndarray]) -> None:
         """Called after each step with that step's images and per-image term values."""

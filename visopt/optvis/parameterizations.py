@@ -27,13 +27,22 @@ _COLOR_SQRT = np.array([[0.26, 0.09, 0.02],
 _COLOR_SQRT /= np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 
-def initial_images(batch: int, shape: tuple[int, ...], input_range, seed: int) -> np.ndarray:
-    """Mid-range images with a little noise; image ``i`` depends only on ``(seed, i)``."""
+def initial_images(batch, shape: tuple[int, ...], input_range, seed: int) -> np.ndarray:
+    """Mid-range images with a little noise; image ``i`` depends only on ``(seed, i)``.
+
+    ``batch`` is a number of images (positions ``0..batch-1``) or the positions themselves: a chunk
+    of a request starts from the same noise as in one batch.
+
+    Example:
+        >>> np.array_equal(initial_images(8, (4, 4, 3), (0, 1), 0)[6:], initial_images([6, 7], (4, 4, 3), (0, 1), 0))
+        True
+    """
+    positions = range(batch) if np.ndim(batch) == 0 else [int(p) for p in batch]
     low, high = input_range
-    images = np.empty((batch,) + tuple(shape), np.float32)
-    for i in range(batch):
+    images = np.empty((len(positions),) + tuple(shape), np.float32)
+    for row, i in enumerate(positions):
         rng = np.random.default_rng([seed, i])
-        images[i] = (low + high) / 2 + (high - low) * 0.1 * rng.uniform(-1, 1, shape)
+        images[row] = (low + high) / 2 + (high - low) * 0.1 * rng.uniform(-1, 1, shape)
     return images
 
 

@@ -6,6 +6,8 @@ step, which traces the compiled step, so its rate and ETA count only the steps t
 end it is replaced by one plain line (steps, time, the final mean of each term) that any static
 view of a notebook keeps: the text bar is cleared and the line printed; the widget's display is
 updated in place to the line (a saved widget would read "0%" in a static view).
+
+A request run in chunks (``minimize(batch_size=...)``) gets one bar over all its chunks' steps.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class ProgressBar(OptimizerCallback):
 
     Attributes:
         summary: the last run's summary line, e.g. ``visopt: 200 steps of 4 images in 3.3 s (first
-            step 1.9 s, with tracing; then 143 steps/s); mean loss -12.3, ActivationMaximization -14.1``.
+            step 1.9 s, with tracing; then 143 steps/s); mean loss -12.3, ActivationMaximization -14.1``;
+            for a request in chunks, ``visopt: 16 chunks x 200 steps of 256 images in ...`` (the means:
+            the last chunk's).
 
     Example:
         >>> opt.minimize(verbose=False, callbacks=[ProgressBar(refresh_every=25)])
@@ -43,17 +47,25 @@ class ProgressBar(OptimizerCallback):
         self.file = file
         self.summary: str | None = None
         self._bar = None
-        self._total = self._batch = self._steps = 0
+        self._total = self._batch = self._steps = self._max_iter = self._images = self._offset = 0
+        self._chunks = 1
         self._begin = self._first = 0.0
         self._values = None
         self._display = None  # the widget's IPython display handle
 
     def on_begin(self, max_iter, batch_size):
         self._total, self._batch, self._steps = int(max_iter), int(batch_size), 0
+        self._max_iter, self._chunks, self._images, self._offset = int(max_iter), 1, 0, 0
         self._begin, self._first = time.perf_counter(), 0.0
         self._values, self._bar, self._display = None, None, None
 
+    def on_chunk(self, index, chunks, positions):
+        self._chunks, self._offset = int(chunks), int(index) * self._max_iter
+        self._images += len(positions)
+        self._total = self._chunks * self._max_iter
+
     def on_step(self, step, images, values):
+        step += self._offset  # the step of the whole request
         self._steps, self._values = step + 1, values
         if self._bar is None:  # the first step traced the program: the bar's clock starts now
             self._first = time.perf_counter() - self._begin
@@ -75,7 +87,8 @@ class ProgressBar(OptimizerCallback):
         bar_class, widget = _bar_class()
         interval = self.mininterval if self.mininterval is not None else (0.2 if widget else 1.0)
         options = {"display": False} if widget else {"file": self._file(), "dynamic_ncols": True}
-        bar = bar_class(total=self._total, initial=initial, desc=f"visopt ({self._batch} images)", leave=False,
+        what = f"{self._batch} images" if self._chunks == 1 else f"{self._chunks} chunks of {self._batch} images"
+        bar = bar_class(total=self._total, initial=initial, desc=f"visopt ({what})", leave=False,
                         mininterval=interval, smoothing=0.1, **options)
         if widget:  # shown here, with a handle: the summary replaces it at the end
             from IPython.display import display
@@ -97,7 +110,10 @@ class ProgressBar(OptimizerCallback):
 
     def _summary_line(self, error) -> str:
         elapsed = time.perf_counter() - self._begin
-        if error is None:
+        if error is None and self._chunks > 1:
+            head = (f"visopt: {self._chunks} chunks x {self._max_iter} steps of {self._images} images in "
+                    f"{elapsed:.1f} s")
+        elif error is None:
             head = f"visopt: {self._steps} steps of {self._batch} images in {elapsed:.1f} s"
         else:
             head = (f"visopt: stopped after {self._steps} of {self._total} steps ({type(error).__name__}) "

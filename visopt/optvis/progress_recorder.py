@@ -29,6 +29,10 @@ class ProgressRecorder(OptimizerCallback):
     deleted, or kept as ``NAME.partial.gif`` with ``keep_partial=True``. The published path is set
     as the result's ``animation_path`` (the first recorder's, when there are several).
 
+    A request run in chunks (``minimize(batch_size=...)``) is recorded on its first chunk: the
+    animation shows the first chunk's images (``image_index`` counts within it), whose steps are
+    the same as in one batch.
+
     In a notebook, animations are notebook-sized by default: at most 30 frames (``frame_every`` is
     raised for long runs; the last step is always recorded) and frames enlarged to 128 px rather than
     256 (60 steps of a 32x32 image: a GIF of about 200 KB, not 900 KB). ``max_frames=None`` and
@@ -79,6 +83,7 @@ class ProgressRecorder(OptimizerCallback):
         self.writer: FrameWriter | None = None
         self.frames = 0
         self._last_step = None
+        self._recording = True  # only the first chunk of a request is recorded
         self.failed = False
 
     def on_begin(self, max_iter, batch_size):
@@ -91,13 +96,17 @@ class ProgressRecorder(OptimizerCallback):
             self._every = max(self.frame_every, math.ceil(max_iter / (self.max_frames - 1)))
         self.frames = 0
         self.failed = False
+        self._recording = True
         self.partial_path = None
         options = dict(self.writer_options)
         options.setdefault("value_range", self.input_range)
         self.writer = FrameWriter(self.path, image_index=self.image_index, **options)
 
+    def on_chunk(self, index, chunks, positions):
+        self._recording = index == 0
+
     def on_step(self, step, images, values):
-        if self.failed or (step % self._every and step != self._last_step):
+        if self.failed or not self._recording or (step % self._every and step != self._last_step):
             return
         loss = float(values["loss"].mean())
         try:

@@ -50,6 +50,7 @@ class Diversity(Term):
     """
 
     name = "diversity"
+    couples_images = True
 
     def __init__(self, layer: LayerSpec, *, name: str | None = None):
         super().__init__(name)

@@ -40,7 +40,8 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         verbose: show a progress bar.
         **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
             ``learning_rate``, ``data_format``, ``fixed_inputs`` for a model with several inputs)
-            or to ``minimize`` (``jitter``, ``seed``, ``callbacks``, ``keep_best``, ``on_nonfinite``).
+            or to ``minimize`` (``jitter``, ``seed``, ``callbacks``, ``keep_best``, ``on_nonfinite``,
+            ``batch_size``: images per device at once, ``strategy``: a ``tf.distribute`` strategy).
 
     Returns:
         ``(N, H, W, C)`` images (channels last), uint8 when ``input_range`` is (0, 255).
@@ -48,6 +49,7 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
     Example:
         >>> images = visualize_activation(model, "predictions", [0, 1, 2, 3], seed=0)
         >>> grid = stitch_images(images)
+        >>> every = visualize_activation(vgg16, "block5_conv3", None, batch_size=32)   # 512 images, 32 at a time
     """
     optimizer_kwargs = {k: optimizer_params.pop(k) for k in _OPTIMIZER_ARGS if k in optimizer_params}
     model = as_graph(model)  # a path is loaded once per call; a subclassed model is wrapped
