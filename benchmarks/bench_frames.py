@@ -1,6 +1,6 @@
 """Frames benchmark: what recording animations costs, measured in one process (plus memory probes).
 
-Four measurements, each a ratio taken within this one run:
+Six measurements, each a ratio taken within this one run:
 
 a. **Memory of a frame writer against the number of frames.** A ``visopt.FrameWriter`` writes 100
    and then 1500 frames of a 4x4 tiled batch of 32x32 RGB images (GIF, and MP4), against
@@ -24,12 +24,27 @@ d. **Fit time with and without ``WeightSnapshot``** (snapshots every 10 batches,
    epochs; also with ``render_videos=False``, to split recording from rendering. Alternating
    rounds, best of N (at least 3).
 
+e. **Fit overhead with videos at two scales**: the fit of (d) (the "5-second fit") and a
+   MobileNetV2 (alpha 0.35, 64x64 input, ``weights=None``, 158 trainable tensors, 1024 random
+   samples, batch 32, 2 epochs); plain, with ``WeightSnapshot(batch_interval=10)`` rendering its
+   videos at train end, in the background (``render_videos="background"``: timed until
+   ``wait()`` returns, and the fit's own return), and recording only. Alternating rounds, best of
+   N; load average printed. Where the visopt measured has no background rendering (before issue
+   15) that contender is left out, so the same script measures a checkout before and after:
+   ``PYTHONPATH=/path/to/old/checkout python benchmarks/bench_frames.py --skip a,b,c,d``. With
+   ``--before CHECKOUT``, ``render_snapshots`` of the same folders is also timed by that visopt and
+   by this one, alternating, one child process per call (after a warm-up call in it).
+f. **Disk per snapshot**: the folder a fit leaves (stacks, journal, manifest) divided by its
+   snapshots, for the models of (e) in float32 and float16, and an ``Embedding(20000, 64)``
+   recorded every batch for 150 batches, without and with ``max_bytes=64 MiB`` (float16).
+
 Run from the repository root::
 
     python benchmarks/bench_frames.py              # full run, 5 rounds (15-20 minutes on 2 busy cores)
     python benchmarks/bench_frames.py --quick      # smoke run: few frames and steps, 1 round
     python benchmarks/bench_frames.py --rounds 8   # what docs/benchmarks.md reports
-    python benchmarks/bench_frames.py --skip a,b,c # one part only (a: memory, b: minimize, c: tf-keras-vis, d: fit)
+    python benchmarks/bench_frames.py --skip a,b,c,e,f # one part only (a: memory, b: minimize, c: tf-keras-vis,
+                                                   # d: fit, e: fit with videos at scale, f: disk per snapshot)
     python benchmarks/bench_frames.py --skip a,c,d --size 64   # part b with a longer step (64x64 images)
 """
 
@@ -64,7 +79,7 @@ except ImportError:  # not installed: use the checkout this script lives in
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import visopt
 from visopt import FrameWriter  # noqa: E402
-from _machine import cpu_name, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
+from _machine import cpu_name, load_average, visopt_revision  # noqa: E402 - benchmarks/ is sys.path[0]
 from visopt import stitch_images  # noqa: E402
 
 try:
@@ -170,6 +185,7 @@ class Contender:
     wall: list = field(default_factory=list)
     cpu: list = field(default_factory=list)
     last: object = None
+    last_all: list = field(default_factory=list)   # what each timed round returned
 
     @property
     def best(self) -> float:
@@ -188,6 +204,7 @@ def alternate(contenders: list[Contender], rounds: int, log, label: str) -> None
     for r in range(1, rounds + 1):
         for c in contenders:
             wall, cpu, c.last = timed(c.run, r)
+            c.last_all.append(c.last)
             c.wall.append(wall)
             c.cpu.append(cpu)
             log(f"  {label} round {r}/{rounds}  {c.name:<34} {wall:7.2f} s  ({cpu:.2f} s CPU)")
@@ -399,6 +416,191 @@ def snapshot_contenders(samples: int, epochs: int, folder: Path):
 
 
 # --------------------------------------------------------------------------------------------
+# (e) fit overhead with videos at two scales, (f) disk per snapshot
+# --------------------------------------------------------------------------------------------
+SCALE_EVERY = 10               # batch_interval of (e)
+EMBEDDING = (20000, 64)        # the Embedding of (f), recorded every batch
+EMBEDDING_BATCHES = 150
+EMBEDDING_BUDGET = 64 * 2**20  # max_bytes of (f), where the visopt being measured has it
+
+
+def has_background() -> bool:
+    """Whether the visopt being measured renders videos off the training thread (issue 15)."""
+    return hasattr(visopt.WeightSnapshot, "wait")
+
+
+def scale_models(quick: bool) -> dict:
+    """(build, x, y, batch, epochs) of the 5-second fit (the demo CNN of (d)) and of MobileNetV2."""
+    import keras
+    from visopt.demo import build_model, make_dataset
+
+    def mobilenet():
+        keras.utils.set_random_seed(0)
+        model = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, weights=None, classes=10)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    x, y = make_dataset(640 if quick else 4096, size=64, seed=1)
+    rng = np.random.default_rng(0)
+    count = 256 if quick else 1024
+    mx, my = rng.random((count, 64, 64, 3), np.float32), rng.integers(0, 10, count)
+    return {"cnn (the 5-second fit)": (lambda: build_model(**SNAPSHOT_MODEL), x, y, SNAPSHOT_BATCH, 1 if quick else 3),
+            "MobileNetV2 a=0.35 64px": (mobilenet, mx, my, 32, 1 if quick else 2)}
+
+
+def folder_summary(out: Path) -> tuple[int, int]:
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def scale_contenders(build, x, y, batch: int, epochs: int, folder: Path) -> list[Contender]:
+    """Plain fit, and fit with WeightSnapshot every SCALE_EVERY batches: videos at train end, in the
+    background (timed until ``wait()`` returns; the fit's own return is in the summary), none."""
+    from visopt import WeightSnapshot
+
+    runs = itertools.count()
+
+    def fit(render):
+        model = build()
+
+        def run(seed):
+            out = folder / f"scale_{next(runs)}"
+            callbacks = [] if render is None else [WeightSnapshot(out, batch_interval=SCALE_EVERY,
+                                                                  render_videos=render)]
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
+            returned = time.perf_counter() - start
+            if render == "background":
+                callbacks[0].wait()
+            summary = {"fit_return_s": returned, "snapshots": callbacks[0].snapshots if callbacks else 0,
+                       "files": folder_summary(out) if out.exists() else (0, 0)}
+            shutil.rmtree(out, ignore_errors=True)
+            return summary
+        return run
+
+    contenders = [Contender("plain fit", fit(None)), Contender("videos at train end", fit(True))]
+    if has_background():
+        contenders.append(Contender("videos, render_videos='background'", fit("background")))
+    contenders.append(Contender("snapshots only (no videos)", fit(False)))
+    return contenders
+
+
+def scale_report(name: str, contenders: list[Contender], rounds: int, load: str) -> list[str]:
+    plain = contenders[0]
+    lines = ["", f"(e) {name}: fit with WeightSnapshot(batch_interval={SCALE_EVERY}); seconds, best of {rounds} "
+                 f"alternating rounds; paired: median of the rounds' ratios; CPU: the process and its waited-for "
+                 f"children (ffmpeg); load average {load}",
+             f"  {'':<38} {'best wall':>9} {'/ plain':>8} {'paired':>7} {'best CPU':>8} {'/ plain':>8} "
+             f"{'fit returns':>11} {'/ plain':>8}   rounds"]
+    for c in contenders:
+        returned = min(s["fit_return_s"] for s in c.last_all) if c.last_all else float("nan")
+        back = f"{returned:11.2f} {returned / plain.best:7.3f}x" if c.name.endswith("'background'") else " " * 20
+        lines.append(f"  {c.name:<38} {c.best:9.2f} {c.best / plain.best:7.3f}x {paired_ratio(c, plain):6.3f}x "
+                     f"{c.best_cpu:8.2f} {c.best_cpu / plain.best_cpu:7.3f}x "
+                     f"{back}   {' '.join(f'{s:.2f}' for s in c.wall)}")
+    last = contenders[1].last
+    lines.append(f"  {last['snapshots']} snapshots; the output of the last round with videos: {last['files'][0]} files, "
+                 f"{last['files'][1] / 2**20:.2f} MiB")
+    return lines
+
+
+RENDER_CHILD = """
+import json, os, shutil, sys, time
+from visopt import render_snapshots
+folder, out = sys.argv[1], sys.argv[2]
+render_snapshots(folder, out=out)  # imports, caches and the first encoder start out of the timing
+shutil.rmtree(out)
+start, cpu = time.perf_counter(), os.times()
+render_snapshots(folder, out=out)
+end = os.times()
+print(json.dumps({"wall": time.perf_counter() - start,
+                  "cpu": end.user + end.system + end.children_user + end.children_system
+                         - cpu.user - cpu.system - cpu.children_user - cpu.children_system}))
+"""
+
+
+def render_before_after(models: dict, before: str, rounds: int, folder: Path, log) -> list[str]:
+    """``render_snapshots`` of the same snapshot folders by the visopt at ``before`` and by this one,
+    each in a child process (timed after a warm-up call), alternating."""
+    from visopt import WeightSnapshot
+
+    lines = ["", f"(e) render_snapshots alone (the videos of (e) at train end), this visopt vs the one at {before}: "
+                 f"seconds, best of {rounds} alternating rounds (a child process each); load average {load_average()}",
+             f"  {'snapshots of':<28} {'before wall':>11} {'CPU':>6} {'after wall':>10} {'CPU':>6} {'wall ratio':>10} "
+             f"{'CPU ratio':>9}"]
+    for name, (build, x, y, batch, epochs) in models.items():
+        snapshots = folder / f"render_{len(lines)}"
+        build().fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False,
+                    callbacks=[WeightSnapshot(snapshots, batch_interval=SCALE_EVERY)])
+        times = {"before": [], "after": []}
+        for r in range(rounds):
+            for label, path in (("before", before), ("after", os.path.dirname(os.path.dirname(visopt.__file__)))):
+                env = dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="3")
+                out = subprocess.run([sys.executable, "-c", RENDER_CHILD, str(snapshots), str(folder / "videos")],
+                                     env=env, capture_output=True, text=True)
+                if out.returncode:
+                    raise RuntimeError(f"render child ({label}) failed:\n{out.stderr[-3000:]}")
+                times[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                shutil.rmtree(folder / "videos", ignore_errors=True)
+                log(f"  (e) render round {r + 1}/{rounds}  {name:<28} {label:<6} {times[label][-1]['wall']:6.2f} s "
+                    f"({times[label][-1]['cpu']:.2f} s CPU)")
+        best = {k: (min(t["wall"] for t in v), min(t["cpu"] for t in v)) for k, v in times.items()}
+        lines.append(f"  {name:<28} {best['before'][0]:11.2f} {best['before'][1]:6.2f} {best['after'][0]:10.2f} "
+                     f"{best['after'][1]:6.2f} {best['after'][0] / best['before'][0]:9.2f}x "
+                     f"{best['after'][1] / best['before'][1]:8.2f}x")
+        shutil.rmtree(snapshots, ignore_errors=True)
+    return lines
+
+
+def embedding_model(seed: int = 0):
+    import keras
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((20,), dtype="int32")
+    hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(*EMBEDDING, name="embedding")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def disk_per_snapshot(models: dict, folder: Path, quick: bool, log) -> list[str]:
+    """Bytes a snapshot takes on disk: the models of (e), float32 and float16; the Embedding every batch,
+    without and with a budget."""
+    import inspect
+    from visopt import WeightSnapshot
+
+    options = inspect.signature(WeightSnapshot).parameters
+    lines = ["", "(f) disk per snapshot (the snapshot folder: stacks, journal, manifest; no videos)",
+             f"  {'model':<34} {'storage':<34} {'snapshots':>9} {'folder':>11} {'per snapshot':>13} {'fit s':>6}"]
+    cases = [(name, spec, {}) for name, spec in models.items()]
+    cases += [(name, spec, {"dtype": "float16"}) for name, spec in models.items() if "dtype" in options]
+    rng = np.random.default_rng(1)
+    batches = 20 if quick else EMBEDDING_BATCHES
+    tokens, labels = rng.integers(0, EMBEDDING[0], (batches * 32, 20)), rng.integers(0, 2, batches * 32)
+    embedding = (embedding_model, tokens, labels, 32, 1)
+    cases.append((f"Embedding{EMBEDDING} every batch", embedding, {"batch_interval": 1}))
+    if "max_bytes" in options:
+        cases.append((f"Embedding{EMBEDDING} every batch", embedding,
+                      {"batch_interval": 1, "max_bytes": EMBEDDING_BUDGET, "dtype": "float16"}))
+    for name, (build, x, y, batch, epochs), extra in cases:
+        out = folder / "disk"
+        options_used = dict({"batch_interval": SCALE_EVERY}, **extra)
+        callback = WeightSnapshot(out, **options_used)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the budget's one warning
+            build().fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False, callbacks=[callback])
+        seconds = time.perf_counter() - start
+        count = len(visopt.SnapshotFolder(out))
+        _, nbytes = folder_summary(out)
+        shutil.rmtree(out, ignore_errors=True)
+        label = ", ".join(f"{k}={v}" for k, v in extra.items() if k != "batch_interval") or "float32"
+        lines.append(f"  {name:<34} {label:<34} {count:9d} {nbytes / 2**20:7.2f} MiB {nbytes / max(count, 1) / 2**10:9.1f} KiB "
+                     f"{seconds:6.2f}")
+        log(lines[-1])
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
@@ -408,9 +610,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="smoke run: 20 vs 200 frames, 20 steps, 1 round, a short fit")
     parser.add_argument("--rounds", type=int, default=None, help="alternating timed rounds (default 5; 1 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="optimization steps (default 200; 20 with --quick)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,d")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,d,e,f")
     parser.add_argument("--size", type=int, default=32,
                         help="image size of the demo model of parts b and c (default 32; 64 makes a longer step)")
+    parser.add_argument("--models", default="cnn,mobilenet",
+                        help="(e, f) which fits: cnn (the 5-second fit), mobilenet, or both (default)")
+    parser.add_argument("--before", default=None, metavar="CHECKOUT",
+                        help="(e) also times render_snapshots of this visopt checkout (a folder holding visopt/, "
+                             "e.g. made by `git worktree add /tmp/before HEAD`) against this one, alternating")
     parser.add_argument("--memory-child", nargs=3, metavar=("CASE", "FRAMES", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
@@ -443,6 +650,7 @@ def main(argv=None) -> int:
         f"imageio-ffmpeg {version('imageio-ffmpeg')}  opencv {version('opencv-python-headless')}  "
         f"psutil {version('psutil')}")
     log(f"  best of {args.rounds} alternating round(s); optimization: {len(CLASSES)} images, {args.steps} steps")
+    log(f"  load average at start: {load_average()} (the machine is shared: other jobs run beside this one)")
     if PEER_IMPORT_ERROR is not None:
         log(f"  tf-keras-vis is not installed ({PEER_IMPORT_ERROR}); skipping the peer. "
             "Install it with: pip install -e .[benchmark]")
@@ -562,6 +770,24 @@ def main(argv=None) -> int:
                           f"{with_.best_cpu - no_render.best_cpu:+.2f} s CPU (differences of best rounds)")
             report.append(f"  output of the last round with videos: {count} files, {nbytes / 2**20:.2f} MiB, "
                           f"kinds {suffixes}")
+        if "e" not in args.skip or "f" not in args.skip:
+            wanted = [name.strip() for name in args.models.split(",")]
+            models = {name: spec for name, spec in scale_models(args.quick).items()
+                      if any(name.lower().startswith(w) for w in wanted)}
+        if "e" not in args.skip:
+            rounds = max(args.rounds, 3) if not args.quick else 1
+            for name, (build, x, y, batch, epochs) in models.items():
+                log(f"(e) {name}: fit with and without WeightSnapshot, videos at train end / in the background ...")
+                load_start = load_average()
+                contenders = scale_contenders(build, x, y, batch, epochs, folder)
+                alternate(contenders, rounds, log, "(e)")
+                report += scale_report(name, contenders, rounds, f"{load_start} at start, {load_average()} at end")
+            if args.before:
+                log(f"(e) render_snapshots alone: this visopt vs {args.before} ...")
+                report += render_before_after(models, args.before, rounds, folder, log)
+        if "f" not in args.skip:
+            log("(f) disk per snapshot ...")
+            report += disk_per_snapshot(models, folder, args.quick, log)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

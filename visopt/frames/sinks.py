@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -219,6 +221,151 @@ class _Mp4Sink:
                 self.process.stdin.close()
             self.log.close()
         self.tmp.unlink(missing_ok=True)
+
+
+class Mp4Batch:
+    """Several MP4 videos encoded by one ffmpeg process: one input pipe and one H.264 output per video.
+
+    Starting ffmpeg (a 170 MB static binary) and x264 costs about 25 ms of CPU per video; a model
+    with 158 weight tensors paid it 158 times (docs/benchmarks.md). A batch pays it once. Each video
+    is written through its own sink (:meth:`sink`), from its own frame writer's thread. The process
+    starts when every video has its first frame (it needs every input's size), so the caller must
+    hand each writer its first frame without waiting for the others (a frame writer with
+    ``queue_size=2`` hands every frame over at once). ffmpeg moves its inputs forward together, so
+    the videos of one batch must have the same frame times (the same frame rate and count); then
+    frames can be written in any interleaving without blocking each other for good. The videos are
+    published together when the last one finishes; any failure or ``abort`` deletes them all.
+
+    Example:
+        >>> batch = Mp4Batch(2, fps=10)
+        >>> writers = [FrameWriter(p, format="mp4", queue_size=2, sink=batch.sink(p)) for p in paths]
+    """
+
+    supported = hasattr(os, "pipe") and os.name == "posix"  # inputs are inherited pipe descriptors
+
+    def __init__(self, count: int, fps: float):
+        self.count, self.fps = int(count), fps
+        self._members: list[_BatchMember] = []
+        self._cond = threading.Condition()
+        self._process = None
+        self._error: BaseException | None = None
+        self._finished = 0
+        self._log = None
+
+    def sink(self, path: Path) -> "_BatchMember":
+        """The sink of one more video of the batch (at most ``count``)."""
+        with self._cond:
+            if len(self._members) >= self.count:
+                raise ValueError(f"this batch encodes {self.count} videos; {path} would be one more")
+            member = _BatchMember(self, Path(path), len(self._members))
+            self._members.append(member)
+            return member
+
+    def _register(self, member: "_BatchMember", shape: tuple[int, int]) -> None:
+        """Wait until every video has its size (the last one starts the process)."""
+        with self._cond:
+            member.shape = shape
+            if self._process is None and self._error is None and all(m.shape for m in self._members) \
+                    and len(self._members) == self.count:
+                try:
+                    self._start()
+                except BaseException as err:  # noqa: BLE001 - every member hears of it
+                    self._error = err
+                self._cond.notify_all()
+            while self._process is None and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise OSError(f"the ffmpeg encoder of {member.path.name} failed: {self._error}")
+
+    def _start(self) -> None:
+        import imageio_ffmpeg
+
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-nostdin"]
+        pipes = [os.pipe() for _ in self._members]
+        for member, (read, _) in zip(self._members, pipes):
+            height, width = member.shape
+            command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps:g}",
+                        "-probesize", "32", "-analyzeduration", "0", "-i", f"pipe:{read}"]
+        for i, member in enumerate(self._members):
+            threads = "1" if member.shape[0] * member.shape[1] <= 512 * 512 else "0"
+            command += ["-map", f"{i}:v", "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-tune", "zerolatency", "-crf", "18", "-pix_fmt", "yuv420p",
+                        "-threads", threads, "-f", "mp4", str(member.tmp)]
+        self._log = tempfile.TemporaryFile()
+        try:
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=self._log, pass_fds=[read for read, _ in pipes])
+        finally:
+            for read, _ in pipes:
+                os.close(read)
+        for member, (_, write) in zip(self._members, pipes):
+            member.pipe = os.fdopen(write, "wb")
+
+    def _finish(self, member: "_BatchMember") -> None:
+        """One video has all its frames; the last one waits for ffmpeg and publishes them all."""
+        member.pipe.close()
+        with self._cond:
+            self._finished += 1
+            if self._finished < self.count:
+                return
+        if self._process.wait() != 0:
+            error = OSError(f"ffmpeg exited with status {self._process.returncode}: {self._ffmpeg_error()}")
+            self.abort()
+            raise error
+        self._log.close()
+        for each in self._members:
+            publish(each.tmp, each.path)
+
+    def _ffmpeg_error(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip()
+
+    def abort(self) -> None:
+        """Stop the encoder and delete every video of the batch (idempotent; never raises)."""
+        with self._cond:
+            self._error = self._error or RuntimeError("the batch was aborted")
+            self._cond.notify_all()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        for member in self._members:
+            if member.pipe is not None:
+                with contextlib.suppress(OSError):  # a broken pipe: closing it must not stop the clean-up
+                    member.pipe.close()
+            member.tmp.unlink(missing_ok=True)
+        if self._log is not None:
+            self._log.close()
+
+
+class _BatchMember:
+    """The sink of one video of an :class:`Mp4Batch`."""
+
+    def __init__(self, batch: Mp4Batch, path: Path, index: int):
+        self.batch, self.path, self.index = batch, path, index
+        self.tmp = temporary_file(path, ".mp4")
+        self.shape: tuple[int, int] | None = None
+        self.pipe = None
+        self.frames = 0
+
+    def add(self, frame: "Frame") -> None:
+        pixels = np.ascontiguousarray(frame.render())
+        if self.shape is None:
+            self.batch._register(self, pixels.shape[:2])
+        elif pixels.shape[:2] != self.shape:
+            raise ValueError(f"{self.path.name}: frame of {pixels.shape[:2]} after frames of {self.shape}")
+        try:
+            self.pipe.write(memoryview(pixels).cast("B"))
+        except (BrokenPipeError, OSError) as err:
+            raise OSError(f"the ffmpeg encoder of {self.path.name} stopped: {err}") from err
+        self.frames += 1
+
+    def finish(self) -> None:
+        if not self.frames:
+            raise ValueError("no frames were written, so there is no video")
+        self.batch._finish(self)
+
+    def abort(self) -> None:
+        self.batch.abort()
 
 
 class _PngSink:

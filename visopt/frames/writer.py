@@ -92,6 +92,8 @@ class FrameWriter:
         queue_size: frames waiting for the encoder before ``write`` blocks (they are handed over
             in batches of up to 8, or after a quarter second).
         tag: the TensorBoard image tag.
+        sink: an opened sink to write to instead of one opened for ``format``: a video of an
+            :class:`~visopt.frames.sinks.Mp4Batch` (several MP4s from one ffmpeg process).
 
     Example:
         >>> writer = FrameWriter("runs/opt.mp4", fps=30, image_index=0, annotate=True)
@@ -102,7 +104,7 @@ class FrameWriter:
     def __init__(self, path, *, format: str | None = None, fps: float = 10, loop: int = 0,
                  image_index: int | None = None, cols: int | None = None, min_size: int | None = None,
                  max_size: int = 1024, annotate: bool = True, value_range=None, queue_size: int = 16,
-                 tag: str = "frames"):
+                 tag: str = "frames", sink=None):
         self.format = format_for(path, format)
         self.path = Path(path)
         positive_number(fps, "fps")
@@ -123,7 +125,7 @@ class FrameWriter:
         self._published: Path | None = None
         try:
             check_output_path(self.path, self.format)
-            self._sink = open_sink(self.format, self.path, self.fps, self.loop, self.tag)
+            self._sink = open_sink(self.format, self.path, self.fps, self.loop, self.tag) if sink is None else sink
         except OSError as err:
             raise FrameWriterError(str(err)) from err
         self._finalizer = weakref.finalize(self, _abandoned, self._sink, str(self.path))

@@ -24,10 +24,18 @@ the same value in the first and the last frame, and a weight that does not chang
 colour. That needs the whole run, which is why weight animations are rendered after training.
 
 Frame size: the picture is enlarged by the largest integer factor (nearest-neighbour) that keeps
-its longest side within ``max_size`` pixels, with at most ``max_size // 8`` pixels per value; a
-picture already bigger than that at one pixel per value is shrunk with area interpolation, so a big
-matrix never makes a huge frame. A very thin strip is thickened to at least ``max_size // 32``
-pixels.
+its longest side within ``max_size`` pixels, with at most ``max_size // 8`` pixels per value. A
+very thin strip is thickened to at least ``max_size // 32`` pixels.
+
+Big tensors: a matrix (and a long strip) never gets fewer than ``min_value_size`` pixels per value
+(default 2). A tall matrix that would is *folded*: runs of consecutive rows side by side as
+blocks, as many as give the largest (near-square) picture, the first row index of each block
+printed in a band above it; a wide one the same with runs of columns stacked (labels on the left);
+a strip into the fewest lines. If even the fold cannot give every value its pixels, an evenly
+spaced sample of rows (columns) is drawn and labelled (``0 (1 in 27)``): an ``Embedding(20000,
+64)`` at 512 pixels is 3 blocks of 247 rows, every 27th row, 2x2 pixels per value. A matrix whose
+single row does not fit, and a conv grid or gate blocks too big at one pixel per value, are shrunk
+with area interpolation, so a big weight never makes a huge frame.
 
 Example:
     >>> renderer = WeightRenderer((3, 3, 16, 32), "conv", cmap="RdBu", value_range=(-0.4, 0.4))
@@ -195,6 +203,109 @@ def _arrange(shape: tuple[int, ...], layout: str, gates: int) -> _Layout:
     return _Layout(_grid(flat, rows, cols), gap)
 
 
+# -- big matrices: folded into blocks, or a sample of their rows -------------------------------
+_LABEL_FONT = cv2.FONT_HERSHEY_PLAIN
+_LABEL_SCALE = 0.7
+
+
+class _Folded:
+    """A matrix ``(R, C)`` of flat indices drawn as ``blocks`` side by side (``tall``: runs of rows)
+    or stacked (runs of columns), the first shown index of each block labelled in a band above (tall)
+    or left of (wide) the blocks."""
+
+    def __init__(self, index: np.ndarray, tall: bool, blocks: int, scale: int, shown: np.ndarray | None,
+                 labels: np.ndarray, band: int):
+        self.tall, self.blocks, self.scale, self.shown, self.band = tall, blocks, scale, shown, band
+        along = index if tall else index.T  # runs along axis 0
+        run = -(-len(along) // blocks)
+        tiles = np.full((blocks * run, along.shape[1]), -1, np.int64)
+        tiles[:len(along)] = along
+        tiles = tiles.reshape(blocks, run, along.shape[1])
+        self.firsts = [str(int(labels[b * run])) for b in range(blocks) if b * run < len(labels)]
+        if shown is not None and len(shown) > 1:  # sampled: say so in the first label, if there is room
+            note = f"{self.firsts[0]} (1 in {int(shown[1] - shown[0])})"
+            if _label_size(note)[0] + 3 <= (along.shape[1] * scale if tall else band):
+                self.firsts[0] = note
+        if tall:
+            self.layout = _Layout(_grid(tiles[:, None], 1, blocks), _TILE_GAP)
+        else:
+            self.layout = _Layout(_grid(tiles.transpose(0, 2, 1)[:, None], blocks, 1), _TILE_GAP)
+
+    def size(self) -> tuple[int, int]:
+        height, width = self.layout.size(self.scale)
+        return (height + self.band, width) if self.tall else (height, width + self.band)
+
+    def index_map(self) -> np.ndarray:
+        index = self.layout.index_map(self.scale)
+        pad = ((self.band, 0), (0, 0)) if self.tall else ((0, 0), (self.band, 0))
+        return np.pad(index, pad, constant_values=-1)
+
+    def label_mask(self) -> np.ndarray | None:
+        """Pixels of the block labels (the first original index of each block), None without a band."""
+        if not self.band:
+            return None
+        mask = np.zeros(self.size(), np.uint8)
+        height, width = self.layout.height, self.layout.width
+        step = (width if self.tall else height) * self.scale + _TILE_GAP  # pixels from one block to the next
+        room = max(_label_size(first)[0 if self.tall else 1] + 3 for first in self.firsts[1:] or self.firsts)
+        every = max(1, -(-room // step))  # labels that would overlap: every few blocks only
+        for b in range(0, len(self.firsts), every):
+            text_h = _label_size(self.firsts[b])[1]
+            origin = (b * step + 1, self.band - 3) if self.tall else (1, b * step + text_h + 1)
+            if self.tall or origin[1] <= mask.shape[0]:
+                cv2.putText(mask, self.firsts[b], origin, _LABEL_FONT, _LABEL_SCALE, 1, 1, cv2.LINE_8)
+        return mask.astype(bool)
+
+
+def _label_size(text: str) -> tuple[int, int]:
+    (width, height), baseline = cv2.getTextSize(text, _LABEL_FONT, _LABEL_SCALE, 1)
+    return width, height + baseline
+
+
+def _plain_matrix(shape: tuple[int, ...], layout: str) -> np.ndarray | None:
+    """The ``(rows, cols)`` flat indices of a weight drawn as one plain matrix (a vector as one row), else None."""
+    size = int(np.prod(shape)) if shape else 1
+    if layout == "vector" or len(shape) <= 1:
+        return np.arange(size).reshape(1, -1)
+    if layout in ("matrix", "tensor") or (layout == "conv" and (len(shape) not in (3, 4, 5)
+                                                                 or all(side == 1 for side in shape[:-2]))):
+        return np.arange(size).reshape(-1, shape[-1])
+    return None
+
+
+def _fold(index: np.ndarray, max_size: int, min_value_size: int, labels: np.ndarray,
+          square: bool) -> _Folded | None:
+    """``index`` folded (and if need be its rows sampled) so that every shown value gets at least
+    ``min_value_size`` pixels each way within ``max_size``; None when even one row does not fit.
+
+    A matrix (``square``) is cut into runs along its longer side, placed side by side (tall) or
+    stacked (wide) with the number of blocks that gives the largest scale (the fewest on a tie): a
+    near-square picture. A strip (a vector) gets the fewest lines that reach the minimum size.
+    """
+    tall = square and index.shape[0] >= index.shape[1]
+    along, across = index.shape if tall else index.shape[::-1]
+    widest = int(labels.max(initial=0)) if tall else along - 1  # labels: row indices (tall), columns (wide)
+    band = _label_size("0" * len(str(widest)))[int(tall)] + 4 if square else 0
+    most_blocks = (max_size + _TILE_GAP) // (across * min_value_size + _TILE_GAP)
+    longest_run = (max_size - band) // min_value_size
+    if most_blocks < 1 or longest_run < 1:
+        return None
+    step = max(1, -(-along // (most_blocks * longest_run)))  # show every step-th row (tall) or column
+    shown = np.arange(0, along, step)
+    kept = index[shown] if tall else index[:, shown]
+    best = None
+    for blocks in range(1, most_blocks + 1):
+        run = -(-len(shown) // blocks)
+        scale = min((max_size - (band if blocks > 1 or step > 1 else 0)) // run,
+                    (max_size - (blocks - 1) * _TILE_GAP) // (blocks * across), max_size // 8)
+        if scale >= min_value_size and (best is None or scale > best[1]):
+            best = (blocks, scale)
+            if not square:
+                break  # a strip: the fewest lines that reach the minimum size
+    if best is None:
+        return None
+    return _Folded(kept, tall, best[0], best[1], shown if step > 1 else None,
+                   labels[shown] if tall else shown, band if best[0] > 1 or step > 1 else 0)
 # -- rendering ------------------------------------------------------------------------------
 class WeightRenderer:
     """Draw successive values of one weight tensor with the same layout, colormap and colour scale.
@@ -209,12 +320,25 @@ class WeightRenderer:
         value_range: ``(low, high)`` mapped onto the ends of the colormap; values outside are
             clipped. Use :func:`~visopt.render.colormaps.colour_scale` over all snapshots so that frames are comparable.
         max_size: the longest side of a frame, in pixels.
+        min_value_size: the fewest pixels a value gets each way. A matrix (or a long strip) that
+            would get fewer is folded into a near-square grid of blocks (runs of rows side by side
+            for a tall one, runs of columns stacked for a wide one; a strip into the fewest lines),
+            the first index of each block labelled above (left of) it; when even that is not
+            enough, an evenly spaced sample of its rows (columns) is drawn, labelled with their
+            indices. A matrix whose single row is wider than ``max_size`` at this size is
+            area-downscaled instead, as are conv grids and gate blocks.
+        row_labels: the indices of the tensor's rows in a bigger one (``WeightSnapshot(max_rows=)``
+            keeps a sample of rows): used for the labels and :attr:`rows`.
 
     Attributes:
         index_map: ``(H, W)`` flat index of the value drawn at each pixel (``prod(shape)`` on
-            separators), the frame's layout unless a big weight is area-downscaled.
+            separators and labels), the frame's layout unless a big weight is area-downscaled.
         shape: ``(H, W)`` of the frames returned.
         scale: pixels per value along each side (before any downscaling).
+        blocks: how many blocks a folded matrix or strip is drawn as (1: not folded).
+        rows: the row indices drawn, in order, when not every row is (a sample), or the
+            ``row_labels`` given; None when every row is drawn under its own index.
+        columns: the column indices drawn when a wide matrix is shown by a sample of its columns.
 
     Example:
         >>> renderer = WeightRenderer(kernel.shape, "rnn", gates=4, cmap="RdBu", value_range=(-1, 1))
@@ -222,13 +346,18 @@ class WeightRenderer:
     """
 
     def __init__(self, shape, layout: str | None = None, gates: int = 1, cmap: str = "gray", value_range=(0.0, 1.0),
-                 max_size: int = 512):
+                 max_size: int = 512, *, min_value_size: int = 2, row_labels=None):
         self.weight_shape = tuple(int(side) for side in shape)
         self.layout = default_layout(self.weight_shape) if layout is None else layout
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown weight layout {layout!r}; valid: {list(LAYOUTS)}")
         positive_int(gates, "gates")
         check_int(max_size, "max_size", 8)
+        check_int(min_value_size, "min_value_size", 1)
+        rows = self.weight_shape[0] if len(self.weight_shape) >= 2 else 1
+        labels = np.arange(rows) if row_labels is None else np.asarray(row_labels, dtype=np.int64).reshape(-1)
+        if len(labels) != rows:
+            raise ValueError(f"row_labels must give one index per row ({rows}), got {len(labels)}")
         low, high = (float(v) for v in value_range)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"value_range must be finite (low, high) with low < high, got {value_range!r}")
@@ -239,19 +368,34 @@ class WeightRenderer:
         self._lut = np.concatenate([lut, np.array([self.separator, self.nonfinite], np.uint8)])
         self.size = int(np.prod(self.weight_shape)) if self.weight_shape else 1
         layout = _arrange(self.weight_shape, self.layout, gates)
-        scale = layout.largest_scale(max_size)
+        self._folded = _legible(self.weight_shape, self.layout, max_size, min_value_size, labels)
+        if self._folded is not None:
+            layout, scale = self._folded.layout, self._folded.scale
+        else:
+            scale = layout.largest_scale(max_size)
         self.scale = scale
+        self.blocks = 1 if self._folded is None else self._folded.blocks
+        tall = self._folded is not None and self._folded.tall
+        shown = None if not tall else self._folded.shown
+        self.rows = (labels if shown is None else labels[shown]) if row_labels is not None or shown is not None \
+            else None
+        self.columns = None if self._folded is None or tall else self._folded.shown
         # one panel and no separators: a big matrix is shrunk as values, before the colour lookup
         self._plain = layout.panels.shape[:3] == (1, 1, 1)
         order = layout.panels[0, 0, 0]
         self._order = None if np.array_equal(order.reshape(-1), np.arange(order.size)) else order
         self._plain_shape = order.shape
         self._layout = layout
-        self._index_map = None
-        height, width = original = layout.size(scale)
+        self._index_map = self._gather = None
+        height, width = original = layout.size(scale) if self._folded is None else self._folded.size()
         thinnest = max(1, max_size // 32)  # a long strip stays visible
         self._repeat = (1, 1)
-        if max(height, width) > max_size:  # too big at one pixel per value: area-downscale
+        self._labels = None if self._folded is None else self._folded.label_mask()
+        separator_light = sum(self.separator) > 3 * 128
+        self._label_colour = np.array((0, 0, 0) if separator_light else (255, 255, 255), np.uint8)
+        if self._labels is not None:
+            pass  # a labelled fold fits max_size and is never thin: drawn as laid out
+        elif max(height, width) > max_size:  # too big at one pixel per value: area-downscale
             factor = max_size / max(height, width)
             height, width = max(1, round(height * factor)), max(1, round(width * factor))
         elif min(height, width) < thinnest:  # thicken a thin strip in the pixel layout itself
@@ -265,7 +409,7 @@ class WeightRenderer:
     @property
     def index_map(self) -> np.ndarray:
         if self._index_map is None:
-            index = self._layout.index_map(self.scale)
+            index = self._layout.index_map(self.scale) if self._folded is None else self._folded.index_map()
             index[index < 0] = self.size  # the slot of the separator colour
             index = np.repeat(np.repeat(index, self._repeat[0], axis=0), self._repeat[1], axis=1)
             self._index_map = index.astype(np.intp)
@@ -291,13 +435,20 @@ class WeightRenderer:
             shrunk = cv2.resize(array, self._shrunk[::-1], interpolation=cv2.INTER_AREA)
             frame = self._lut[self.codes(shrunk, check=False).reshape(self._shrunk)]
         else:
-            # colour each value once, then gather 4-byte RGBA pixels (one uint32 each): several times
-            # faster than indexing the colour table per pixel
-            colours = np.zeros((self.size + 1, 4), np.uint8)
-            colours[:-1, :3] = self._lut[self.codes(values)]
+            # colour each value shown once, then gather 4-byte RGBA pixels (one uint32 each): several
+            # times faster than indexing the colour table per pixel
+            used, gather = self._gather_map()
+            array = np.asarray(values, dtype=np.float32).reshape(-1)
+            if array.size != self.size:
+                self.codes(values)  # raises with the shapes
+            array = array if used is None else array[used]
+            colours = np.zeros((len(array) + 1, 4), np.uint8)
+            colours[:-1, :3] = self._lut[self.codes(array, check=False)]
             colours[-1, :3] = self.separator
-            pixels = np.take(colours.view(np.uint32).reshape(-1), self.index_map)
+            pixels = np.take(colours.view(np.uint32).reshape(-1), gather)
             frame = cv2.cvtColor(pixels.view(np.uint8).reshape(pixels.shape + (4,)), cv2.COLOR_RGBA2RGB)
+            if self._labels is not None:
+                frame[self._labels] = self._label_colour
             if self._shrunk is not None:
                 frame = cv2.resize(frame, self._shrunk[::-1], interpolation=cv2.INTER_AREA)
         if frame.shape[:2] != self.shape:
@@ -305,8 +456,32 @@ class WeightRenderer:
         return np.ascontiguousarray(frame)
 
 
+    def _gather_map(self):
+        """(the flat indices shown, or None for all; the index map into them, the separator last)."""
+        if self._gather is None:
+            index = self.index_map
+            if self._folded is None or self._folded.shown is None:  # every value is drawn
+                self._gather = (None, index)
+            else:  # a sample of rows (columns): colour only what is drawn
+                used = np.unique(index[index < self.size])
+                self._gather = (used, np.searchsorted(used, index).astype(np.intp))
+        return self._gather
+
+
+def _legible(shape: tuple[int, ...], layout: str, max_size: int, min_value_size: int,
+             labels: np.ndarray) -> "_Folded | None":
+    """The fold of a matrix or strip whose values would get fewer than ``min_value_size`` pixels drawn
+    plainly, None when it needs none (or cannot have one: a row wider than ``max_size``)."""
+    index = _plain_matrix(shape, layout)
+    if index is None or min(max_size / index.shape[0], max_size / index.shape[1]) >= min_value_size:
+        return None
+    if len(labels) != index.shape[0]:  # a conv or n-D tensor drawn as a matrix: its rows are numbered plainly
+        labels = np.arange(index.shape[0])
+    return _fold(index, max_size, min_value_size, labels, square=len(shape) >= 2)
+
+
 def weight_image(values, layout: str | None = None, gates: int = 1, cmap: str = "gray", value_range=None,
-                 max_size: int = 512) -> np.ndarray:
+                 max_size: int = 512, min_value_size: int = 2) -> np.ndarray:
     """One weight tensor as an ``(H, W, 3)`` uint8 image (see the module docstring for the layouts).
 
     ``value_range`` defaults to this tensor's own range (:func:`~visopt.render.colormaps.colour_scale` of it alone); pass the
@@ -320,4 +495,4 @@ def weight_image(values, layout: str | None = None, gates: int = 1, cmap: str = 
     array = np.asarray(values, dtype=np.float32)
     if value_range is None:
         value_range = colour_scale([array], cmap)
-    return WeightRenderer(array.shape, layout, gates, cmap, value_range, max_size)(array)
+    return WeightRenderer(array.shape, layout, gates, cmap, value_range, max_size, min_value_size=min_value_size)(array)

@@ -1,9 +1,10 @@
 """The snapshot store: model variables over training time on disk, written by callbacks, read back by anything.
 
 What belongs here: the folder format (one growing ``.npy`` stack per tensor, a journal, a
-manifest; :mod:`~visopt.store.writer`) and its reader (:mod:`~visopt.store.folder`), which treats
-a folder as untrusted input. Both the weight videos (``training``) and the training replay
-(``replay``) stand on it, so it sits below them both.
+manifest; :mod:`~visopt.store.writer`, with the disk budget that thins a folder crash-safely) and
+its reader (:mod:`~visopt.store.folder`), which treats a folder as untrusted input. Both the
+weight videos (``training``) and the training replay (``replay``) stand on it, so it sits below
+them both.
 
 Example:
     >>> from visopt.store import SnapshotFolder
@@ -13,6 +14,6 @@ Example:
 """
 
 from visopt.store.folder import SnapshotFolder
-from visopt.store.writer import NpyStack, SnapshotStore, SnapshotWriter, weight_record
+from visopt.store.writer import NpyStack, SnapshotStore, SnapshotWriter, thin_folder, weight_record
 
-__all__ = ["NpyStack", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "weight_record"]
+__all__ = ["NpyStack", "SnapshotFolder", "SnapshotStore", "SnapshotWriter", "thin_folder", "weight_record"]

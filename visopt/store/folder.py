@@ -36,7 +36,10 @@ class SnapshotFolder:
     """A snapshot folder opened for reading: its manifest, weights, snapshot records and value stacks.
 
     ``len(folder)`` is the number of snapshots whose arrays are in every stack: those the manifest
-    lists, or, after a crash, those the journal lists.
+    lists, or, after a crash, those the journal lists. A weight recorded less often (its manifest
+    ``every`` > 1: per-weight intervals, a thinning in progress) has a row for every ``every``-th
+    snapshot: :meth:`values` returns those rows and :meth:`indices` their snapshot indices. A
+    weight recorded with ``max_rows`` holds only the rows its ``rows`` names (of ``full_shape``).
 
     Attributes:
         nonfinite: ``{weight path: index of the first snapshot holding NaN/Inf}``, as recorded.
@@ -67,8 +70,8 @@ class SnapshotFolder:
         self.nonfinite = _checked_nonfinite(manifest.get("nonfinite"), self.weights, where)
         self._values: dict[str, np.ndarray] = {}
         count = len(records)
-        for weight in self.weights:
-            count = min(count, len(self._load(weight)))
+        for weight in self.weights:  # a weight with k rows, one every e snapshots, covers snapshots < k * e
+            count = min(count, len(self._load(weight)) * weight["every"])
         self.records: list[dict] = records[:count]
 
     def __len__(self) -> int:
@@ -83,9 +86,19 @@ class SnapshotFolder:
                        f"{[weight['path'] for weight in self.weights]}")
 
     def values(self, key: str) -> np.ndarray:
-        """The snapshots of one weight (by path or name): a read-only memory-mapped ``(len(self), *shape)`` array."""
+        """The snapshots of one weight (by path or name): a read-only memory-mapped ``(rows, *shape)``
+        array, ``rows == len(self)`` unless the weight was recorded less often (:meth:`indices`)."""
         weight = self.weight(key)
-        return self._load(weight)[:len(self)]
+        return self._load(weight)[:len(self.indices(key))]
+
+    def indices(self, key: str) -> np.ndarray:
+        """The snapshot index (into :attr:`records`) of each row of :meth:`values`: ``0, every, 2 * every, ...``.
+
+        Example:
+            >>> folder.indices("embedding/embeddings")      # recorded at every 10th snapshot
+            array([ 0, 10, 20])
+        """
+        return np.arange(0, len(self), self.weight(key)["every"])
 
     def _load(self, weight: dict) -> np.ndarray:
         if weight["path"] not in self._values:
@@ -120,9 +133,9 @@ def _read_manifest(directory: Path) -> dict:
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer visopt (format version {version}; this one reads "
                          f"version {FORMAT_VERSION}): upgrade visopt to read it")
-    if version != FORMAT_VERSION:
+    if not (_is_count(version) and 1 <= version <= FORMAT_VERSION):
         raise ValueError(f"{path}: version {version!r} is not a snapshot format version (this visopt reads "
-                         f"{FORMAT_VERSION})")
+                         f"1 to {FORMAT_VERSION})")
     return manifest
 
 
@@ -152,8 +165,28 @@ def _checked_weights(weights, directory: Path, where: Path) -> list[dict]:
         gates = weight.get("gates", 1)
         if not _is_count(gates) or gates < 1:
             raise ValueError(f"{field}.gates must be a positive int, got {_short(gates)}")
-        checked.append(dict(weight, gates=gates, file=_checked_file(weight.get("file"), directory, field)))
+        every = weight.get("every", 1)
+        if not _is_count(every) or every < 1:
+            raise ValueError(f"{field}.every must be a positive int, got {_short(every)}")
+        checked.append(dict(weight, gates=gates, every=every, **_checked_rows(weight, shape, field),
+                            file=_checked_file(weight.get("file"), directory, field)))
     return checked
+
+
+def _checked_rows(weight: dict, shape: list, field: str) -> dict:
+    """``rows`` and ``full_shape`` of a weight recorded with ``max_rows`` (none otherwise), checked
+    against ``shape``."""
+    if "rows" not in weight and "full_shape" not in weight:
+        return {}
+    rows, full = weight.get("rows"), weight.get("full_shape")
+    if not isinstance(full, list) or not full or not all(_is_count(side) for side in full) or full[1:] != shape[1:]:
+        raise ValueError(f"{field}.full_shape must be a list of non-negative ints ending like shape {shape}, got "
+                         f"{_short(full)}")
+    if (not isinstance(rows, list) or not shape or len(rows) != shape[0] or not all(_is_count(r) for r in rows)
+            or any(b <= a for a, b in zip(rows, rows[1:])) or (rows and rows[-1] >= full[0])):
+        raise ValueError(f"{field}.rows must be {shape[0] if shape else 0} increasing row indices below "
+                         f"{full[0]}, got {_short(rows)}")
+    return {"rows": rows, "full_shape": full}
 
 
 def _checked_file(file, directory: Path, field: str) -> str:
