@@ -395,3 +395,8 @@ def test_small_gifs_are_embedded_in_the_html(tmp_path):
     (gif,) = callback.video_paths
     assert gif.stat().st_size < 64 * 1024
     assert f"data:image/gif;base64,{base64.b64encode(gif.read_bytes()).decode()}" in callback._repr_html_()
+
+
+def test_the_text_repr_says_where_and_what(tmp_path):
+    snapshot = WeightSnapshot(tmp_path / "w", batch_interval=7)
+    assert repr(snapshot) == f"WeightSnapshot({str(tmp_path / 'w')!r}, batch_interval=7: 0 snapshots, 0 videos)"

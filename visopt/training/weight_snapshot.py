@@ -262,6 +262,11 @@ class WeightSnapshot(keras.callbacks.Callback):
             raise ValueError(f"no video of {key!r} in {str(self.output_dir)!r}; valid: {names or 'none rendered'}")
         return Media(found, self._label(found))
 
+    def __repr__(self) -> str:
+        # what a text export of a notebook keeps: the folder, the schedule, what was written
+        return (f"WeightSnapshot({str(self.output_dir)!r}, batch_interval={self.batch_interval}: "
+                f"{self.snapshots} snapshots, {len(self.video_paths)} videos)")
+
     def _repr_html_(self) -> str:
         files = self._video_files()
         whole = [f for f in files if not f.name.startswith("epoch_")]
