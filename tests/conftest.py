@@ -122,3 +122,18 @@ def replay_model(kind):
     model = keras.Model(inputs, keras.layers.Dense(head[0], activation=head[1], name="out")(h))
     model.compile(optimizer=keras.optimizers.SGD(0.3), loss=head[2], metrics=[head[3]])
     return model, head[2], head[3]
+
+
+# -- tf.distribute in a subprocess: two logical CPUs must be set before TensorFlow starts --------
+#: The start of a test script (dedented by the caller): two logical CPUs, a seeded two-conv model up to ``x``.
+TWO_CPUS_TWO_CONVS = """
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np, visopt
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((20, 20, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c2")(x)
+"""

@@ -9,6 +9,8 @@ import textwrap
 
 import numpy as np
 import pytest
+
+from conftest import TWO_CPUS_TWO_CONVS
 import tensorflow as tf
 
 import visopt
@@ -16,16 +18,7 @@ from visopt._devices import map_replicas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SCRIPT = """
-    import json
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras, numpy as np, visopt
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((20, 20, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c2")(x)
+SCRIPT = TWO_CPUS_TWO_CONVS + """
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax", name="out")(x))
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -11,6 +11,8 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+
+from conftest import TWO_CPUS_TWO_CONVS
 import tensorflow as tf
 
 import visopt
@@ -191,16 +193,7 @@ def test_peak_memory_is_set_by_batch_size_not_by_the_request():
     assert 240 * few["outputs"] > 0.25 * few["peak"], (few, many)
 
 
-STRATEGY_SCRIPT = """
-    import json
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras, numpy as np, visopt
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((20, 20, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c2")(x)
+STRATEGY_SCRIPT = TWO_CPUS_TWO_CONVS + """
     model = keras.Model(inputs, x)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     one = visopt.Optimizer(model, visopt.ActivationMaximization("c2", list(range(16))) + visopt.TotalVariation())
