@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import logits_of, small_conv_model
+from visopt.model import LayerRequest, build_feature_model
 from visopt import (ActivationMaximization, LPNorm, OptimizerCallback, Optimizer, Term, TotalVariation,
                     visualize_activation)
 from visopt.optvis.parameterizations import initial_images
@@ -315,3 +316,40 @@ def test_no_warning_from_autograph(demo_model):
         warnings.simplefilter("error")
         Optimizer(demo_model, ActivationMaximization("predictions", 0), parameterization="fourier").minimize(
             max_iter=2, seed=0, verbose=False)
+
+
+def _dead_unit_model():
+    """ReLU units off at mid-grey: unit 0 turns on only when sum(x) > 3 (grey gives 2); "out" reads unit 0."""
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(2, activation="relu", name="hidden",
+                                kernel_initializer=keras.initializers.Constant([[0.5, -0.5]] * 4),
+                                bias_initializer=keras.initializers.Constant([-1.5, 0.0]))(inputs)
+    outputs = keras.layers.Dense(1, name="out", kernel_initializer=keras.initializers.Constant([[1.0], [0.0]]))(hidden)
+    return keras.Model(inputs, outputs)
+
+
+def test_redirected_relu_gradient_wakes_a_dead_unit():
+    model = _dead_unit_model()
+    energy = ActivationMaximization("out", 0)
+    start = np.full((1, 4), 0.5, np.float32)
+    plain = Optimizer(model, energy, input_range=(0, 1)).minimize(start, max_iter=60, seed=0, jitter=0, verbose=False)
+    assert np.allclose(plain.images, start)  # no gradient reaches the input: the image never moves
+    woken = Optimizer(model, energy, input_range=(0, 1), relu_gradient="redirected").minimize(
+        start, max_iter=60, seed=0, jitter=0, verbose=False)
+    assert float(model(woken.images)[0, 0]) > 0.2  # the unit turned on, and then the true gradient took over
+
+
+def test_redirected_gradient_equals_the_true_one_while_a_unit_is_on():
+    model = _dead_unit_model()
+    features = build_feature_model(model, [LayerRequest("hidden")], relu_gradient="redirected")
+    plain = build_feature_model(model, [LayerRequest("hidden")])
+    x = tf.constant(np.random.default_rng(0).uniform(0.8, 1, (3, 4)).astype(np.float32))  # unit 0 is on
+    gradients = []
+    for feature_model in (features, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = tf.reduce_sum(feature_model(x) * [1.0, -1.0])
+        gradients.append(tape.gradient(out, x).numpy())
+    np.testing.assert_allclose(gradients[0], gradients[1])
+    with pytest.raises(ValueError, match=r"unknown relu_gradient 'guided'; valid: \['redirected'\] or None"):
+        Optimizer(model, ActivationMaximization("out", 0), relu_gradient="guided")

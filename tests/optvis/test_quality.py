@@ -1,8 +1,8 @@
 """Class images are true: independently trained models recognise them, none is flat, repeats differ.
 
-Two of the quality benchmark's tasks (benchmarks/quality_activation.py): gratings (a tuning task)
-and colours (held out when the defaults were chosen). The judges have another seed and another
-architecture than the visualized model.
+Two of the quality benchmark's tasks (benchmarks/quality_activation.py): gratings and colours
+(colours was held out when the defaults were first chosen). The judges have another seed and
+another architecture than the visualized model; one test visualizes a ResNet with BatchNorm.
 """
 
 import numpy as np
@@ -22,17 +22,17 @@ def colour_models():
     return model, judges
 
 
-def _recognised(model, images) -> float:
-    return float(np.mean(model.predict(np.asarray(images, np.float32), verbose=0).argmax(axis=1) == CLASSES))
+def _recognised(model, images, classes=CLASSES) -> float:
+    return float(np.mean(model.predict(np.asarray(images, np.float32), verbose=0).argmax(axis=1) == classes))
 
 
-def _check(model, judges, images):
-    assert images.dtype == np.uint8 and images.shape == (len(CLASSES), 32, 32, 3)
+def _check(model, judges, images, transfer=0.9, classes=CLASSES):
+    assert images.dtype == np.uint8 and images.shape == (len(classes), 32, 32, 3)
     stds = images.reshape(len(images), -1).astype(np.float32).std(axis=1)
     assert stds.min() > FLAT_STD, f"flat images: stds {np.round(stds, 1)}"
-    assert _recognised(model, images) >= 0.9
+    assert _recognised(model, images, classes) >= 0.9
     for judge in judges:
-        assert _recognised(judge, images) >= 0.9, judge.name
+        assert _recognised(judge, images, classes) >= transfer, judge.name
 
 
 def test_gratings_class_images_transfer_to_an_independent_model(demo_model, judge_model):
@@ -44,6 +44,17 @@ def test_colour_class_images_transfer_on_a_held_out_task(colour_models):
     model, judges = colour_models
     images = visualize_activation(model, "predictions", CLASSES, seed=0)
     _check(model, judges, images)
+
+
+def test_a_batchnorm_resnet_gives_class_images_its_judges_recognise(colour_models):
+    """The visualized model has BatchNorm and residual blocks: one of its classes has a weak gradient
+    at grey, and a regularizer whose pull does not fade there (LPNorm) used to hold it flat."""
+    model, judges = colour_models
+    resnet = train_task_model("colours", "resnet", seed=2)
+    images = np.concatenate([visualize_activation(resnet, "predictions", CLASSES, seed=s) for s in (0, 1)])
+    # Blue is the weak class, at times read as red: the wide judge reads 0.79-0.92 of the images,
+    # depending on the training run (docs/quality.md). Before, blue was flat grey and read by no one.
+    _check(resnet, [model, judges[1]], images, transfer=0.75, classes=CLASSES * 2)
 
 
 def test_repeated_classes_give_different_images(demo_model):

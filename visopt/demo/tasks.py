@@ -1,4 +1,4 @@
-"""Five synthetic classification tasks of different nature, to judge feature visualizations on.
+"""Seven synthetic classification tasks of different nature, to judge feature visualizations on.
 
 Each task draws 32x32 RGB images in [0, 255] of four classes from a seed; nothing is downloaded.
 What decides the class differs from task to task, so that a visualization method tuned on some of
@@ -9,7 +9,10 @@ them can be judged on the others:
   size and colour on coloured clutter;
 - ``colours``: the hue of a few blobs (red, green, blue, yellow) on a grey, textured background;
 - ``textures``: the texture that fills the image (dots, checkerboard, blotches, zigzag);
-- ``glyphs``: a letter (A, H, O, X) drawn with a random font size, thickness, place and colour.
+- ``glyphs``: a letter (A, H, O, X) drawn with a random font size, thickness, place and colour;
+- ``icons``: a pictogram made of parts (house, tree, car, fish) at a random place, size, tilt and
+  colour on clutter;
+- ``dice``: a die face showing one to four pips, a tile turned by a random angle on clutter.
 
 Example:
     >>> x, y = make_task_data("shapes", 256, seed=1)
@@ -36,12 +39,14 @@ TASKS = {
     "colours": ("red", "green", "blue", "yellow"),
     "textures": ("dots", "checkerboard", "blotches", "zigzag"),
     "glyphs": ("A", "H", "O", "X"),
+    "icons": ("house", "tree", "car", "fish"),
+    "dice": ("one", "two", "three", "four"),
 }
 #: Architectures ``train_task_model`` builds: the demo CNN, the wide judge, a small ResNet with BatchNorm.
 TASK_ARCHITECTURES = ("cnn", "wide", "resnet")
 SIZE = 32
 #: Training epochs per task (4096 images each).
-TASK_EPOCHS = {"gratings": 4, "shapes": 16, "colours": 4, "textures": 10, "glyphs": 6}
+TASK_EPOCHS = {"gratings": 4, "shapes": 16, "colours": 4, "textures": 10, "glyphs": 6, "icons": 10, "dice": 12}
 
 
 def make_task_data(task: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +150,72 @@ def _draw_glyph(rng, label: int) -> np.ndarray:
     return image * (1 - alpha) + np.array(_bright(rng), np.float32) * alpha
 
 
-_DRAW = {"shapes": _draw_shape, "colours": _draw_colour, "textures": _draw_texture, "glyphs": _draw_glyph}
+def _tilted(points, centre, angle: float) -> np.ndarray:
+    """``points`` (x, y offsets from ``centre``) rotated by ``angle``, as OpenCV's 1/16-pixel polygon."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    xy = [(centre[0] + x * cos - y * sin, centre[1] + x * sin + y * cos) for x, y in points]
+    return np.round(np.array(xy) * 16).astype(np.int32)
+
+
+def _draw_icon(rng, label: int) -> np.ndarray:
+    """A pictogram made of parts: house (walls and roof), tree (crown on a trunk), car (body on wheels), fish."""
+    image = _clutter(rng, 10, 150)
+    size = rng.uniform(9, 13)  # half the icon's width
+    centre = rng.uniform(size + 1, SIZE - size - 1, 2)
+    angle = rng.uniform(-0.2, 0.2)
+    main, dark = _bright(rng), (np.array(_bright(rng)) * rng.uniform(0.2, 0.45)).tolist()
+    s = size
+    if label == 0:  # house: a square of walls under a wider triangular roof
+        cv2.fillPoly(image, [_tilted([(-0.7 * s, 0), (0.7 * s, 0), (0.7 * s, s), (-0.7 * s, s)], centre, angle)],
+                     main, cv2.LINE_AA, shift=4)
+        cv2.fillPoly(image, [_tilted([(-s, 0), (s, 0), (0, -s)], centre, angle)], dark, cv2.LINE_AA, shift=4)
+    elif label == 1:  # tree: a round crown on a narrow trunk
+        cv2.fillPoly(image, [_tilted([(-0.18 * s, 0), (0.18 * s, 0), (0.18 * s, s), (-0.18 * s, s)], centre, angle)],
+                     dark, cv2.LINE_AA, shift=4)
+        crown = _tilted([(0, -0.35 * s)], centre, angle)[0] / 16
+        cv2.circle(image, tuple(int(v) for v in np.round(crown)), int(round(0.65 * s)), main, -1, cv2.LINE_AA)
+    elif label == 2:  # car: a low body with a cabin, on two dark wheels
+        cv2.fillPoly(image, [_tilted([(-s, -0.1 * s), (s, -0.1 * s), (s, 0.4 * s), (-s, 0.4 * s)], centre, angle)],
+                     main, cv2.LINE_AA, shift=4)
+        cv2.fillPoly(image, [_tilted([(-0.5 * s, -0.1 * s), (0.45 * s, -0.1 * s), (0.25 * s, -0.55 * s),
+                                      (-0.35 * s, -0.55 * s)], centre, angle)], main, cv2.LINE_AA, shift=4)
+        for x in (-0.55 * s, 0.55 * s):
+            wheel = _tilted([(x, 0.45 * s)], centre, angle)[0] / 16
+            cv2.circle(image, tuple(int(v) for v in np.round(wheel)), max(2, int(round(0.28 * s))), dark, -1,
+                       cv2.LINE_AA)
+    else:  # fish: an oval body and a triangular tail, facing left or right
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        body = [(side * (0.8 * s * math.cos(t) + 0.2 * s), 0.45 * s * math.sin(t))
+                for t in np.linspace(0, 2 * math.pi, 24, endpoint=False)]
+        cv2.fillPoly(image, [_tilted(body, centre, angle)], main, cv2.LINE_AA, shift=4)
+        tail = [(-side * 0.5 * s, 0), (-side * 1.1 * s, -0.45 * s), (-side * 1.1 * s, 0.45 * s)]
+        cv2.fillPoly(image, [_tilted(tail, centre, angle)], main, cv2.LINE_AA, shift=4)
+    return image
+
+
+#: Where a die face puts its pips, in units of the half-side (one to four pips).
+_PIPS = {0: [(0, 0)], 1: [(-0.5, -0.5), (0.5, 0.5)], 2: [(-0.5, -0.5), (0, 0), (0.5, 0.5)],
+         3: [(-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)]}
+
+
+def _draw_die(rng, label: int) -> np.ndarray:
+    """A die face showing one to four pips, a bright tile turned by a random angle, dark pips."""
+    image = _clutter(rng, 10, 150)
+    half = rng.uniform(6.5, 10)
+    centre = rng.uniform(half * 1.42 + 0.5, SIZE - half * 1.42 - 0.5, 2)
+    angle = rng.uniform(0, math.pi / 2)
+    tile = _bright(rng)
+    cv2.fillPoly(image, [_tilted([(-half, -half), (half, -half), (half, half), (-half, half)], centre, angle)],
+                 tile, cv2.LINE_AA, shift=4)
+    pip = (np.array(tile) * rng.uniform(0.0, 0.3)).tolist()
+    for offset in _PIPS[label]:
+        x, y = _tilted([(offset[0] * half * 1.1, offset[1] * half * 1.1)], centre, angle)[0] / 16
+        cv2.circle(image, (int(round(x)), int(round(y))), max(1, int(round(half * 0.25))), pip, -1, cv2.LINE_AA)
+    return image
+
+
+_DRAW = {"shapes": _draw_shape, "colours": _draw_colour, "textures": _draw_texture, "glyphs": _draw_glyph,
+         "icons": _draw_icon, "dice": _draw_die}
 
 
 # -- models -----------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class PreActivation(keras.layers.Layer):
 
 
 #: How a ReLU's gradient can be replaced (``build_feature_model(relu_gradient=...)``).
-RELU_GRADIENTS = ("guided", "deconvnet")
+RELU_GRADIENTS = ("guided", "deconvnet", "redirected")
 
 
 def _modified_rectifier(x, rule: str, activation=tf.nn.relu):
@@ -73,6 +73,8 @@ def _modified_rectifier(x, rule: str, activation=tf.nn.relu):
             y = activation(x)
 
         def grad(upstream):
+            if rule == "redirected":
+                return _redirected(x, upstream, tape.gradient(y, x, output_gradients=upstream))
             passed = upstream > 0
             if rule == "deconvnet":  # the upstream gradient, rectified: the forward mask is ignored
                 return tf.where(passed, upstream, tf.zeros_like(upstream))
@@ -83,13 +85,29 @@ def _modified_rectifier(x, rule: str, activation=tf.nn.relu):
     return rectify(x)
 
 
+def _redirected(x, upstream, through):
+    """lucid's redirected ReLU gradient, for an energy that is *minimized*.
+
+    Where a sample's rectifier passes no gradient at all (every unit off), the optimization would
+    never move: pass the upstream gradient of the units that are off only where it would turn them
+    on (a negative gradient raises x under descent). Samples with any gradient keep the true one.
+    """
+    turns_on = tf.logical_or(x > 0, upstream < 0)
+    redirected = tf.where(turns_on, upstream, tf.zeros_like(upstream))
+    axes = list(range(1, len(x.shape)))
+    alive = tf.reduce_any(tf.not_equal(through, 0), axis=axes, keepdims=True)
+    return tf.where(alive, through, redirected)
+
+
 class ModifiedReLU(keras.layers.Layer):
     """Calls a layer that ends in a rectifier (ReLU, ReLU6, leaky ReLU) with the rectifier's *gradient*
     following ``rule``, sharing weights.
 
     ``"guided"`` (guided backpropagation) passes the rectifier's gradient only where the upstream
-    gradient is positive; ``"deconvnet"`` passes the upstream gradient wherever it is positive. The
-    forward pass is unchanged.
+    gradient is positive; ``"deconvnet"`` passes the upstream gradient wherever it is positive;
+    ``"redirected"`` (for optimization, lucid's) passes the true gradient unless a sample's
+    rectifier is entirely off, and then the gradient that would turn units on. The forward pass is
+    unchanged.
     """
 
     def __init__(self, layer: keras.layers.Layer, rule: str, **kwargs):

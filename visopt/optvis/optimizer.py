@@ -67,6 +67,10 @@ class Optimizer:
         fixed_inputs: for a model with several inputs, the ones held fixed: ``{input name or
             position: array}`` (one sample for every image, or one per image); the input left out
             is the one optimized.
+        relu_gradient: ``"redirected"`` (lucid's) lets an image whose every rectifier on the way
+            to the objective is off still move: where a sample's rectifier passes no gradient, the
+            gradient that would turn units on is passed. For filters that are dead at a grey
+            image (deep layers of untrained or sparse networks). None (default): true gradients.
 
     Example:
         >>> energy = ActivationMaximization("predictions", [0, 1, 2, 3]) + 0.1 * TotalVariation()
@@ -77,7 +81,8 @@ class Optimizer:
 
     def __init__(self, model, energy=None, input_range=(0, 255), *, parameterization: str = "auto",
                  transforms: list[Transform] | None = None, learning_rate: float | None = None,
-                 data_format: str | None = None, losses=None, fixed_inputs: dict | None = None):
+                 data_format: str | None = None, losses=None, fixed_inputs: dict | None = None,
+                 relu_gradient: str | None = None):
         if losses is not None:  # keras-vis' keyword
             if energy is not None:
                 raise TypeError("give energy or its keras-vis name losses, not both")
@@ -91,6 +96,8 @@ class Optimizer:
         if parameterization not in ("auto",) + PARAMETERIZATIONS:
             raise ValueError(f"unknown parameterization {parameterization!r}; valid: "
                              f"{['auto', *PARAMETERIZATIONS]}")
+        if relu_gradient not in (None, "redirected"):
+            raise ValueError(f"unknown relu_gradient {relu_gradient!r}; valid: ['redirected'] or None")
 
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
@@ -119,7 +126,8 @@ class Optimizer:
         self._bound, self._sizes, self.batch_size = self._bind_terms(layers, term_slots)
         self.names = self.energy.names()
         #: the graph from the input to every layer the terms read (None when they read none)
-        self.feature_model = build_feature_model(model, requests) if requests else None
+        self.feature_model = (build_feature_model(model, requests, relu_gradient=relu_gradient)
+                              if requests else None)
         user_transforms = default_transforms(self.image_shape) if transforms is None else list(transforms)
         TransformPipeline(user_transforms, self.image_shape, self.input_range)  # validate now
         self.transforms = user_transforms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import keras
 import numpy as np
 
 from visopt._cache import cached, request_key
@@ -18,7 +19,7 @@ _OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
 
 
 def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, input_range=(0, 255),
-                         max_iter: int = 200, act_max_weight: float = 1.0, lp_norm_weight: float = 0.5,
+                         max_iter: int = 200, act_max_weight: float = 1.0, lp_norm_weight: float | None = None,
                          tv_weight: float = 2.0, score: str = "auto", verbose: bool = False,
                          **optimizer_params) -> np.ndarray:
     """Images that maximize filters or units of ``layer``: one image per entry of ``filter_indices``.
@@ -34,12 +35,16 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         input_range: ``(low, high)`` of the model's input.
         max_iter: optimization steps.
         act_max_weight, lp_norm_weight, tv_weight: the energy's weights (0 drops a term). Total
-            variation needs spatial axes: it is left out for flat (tabular) inputs.
+            variation needs spatial axes: it is left out for flat (tabular) inputs. ``lp_norm_weight``
+            None (default) is 0.5 for pixel images and 0 for Fourier images, whose sigmoid already
+            keeps pixels inside the range: the norm's pull does not vanish at grey, and it held a
+            class image of a BatchNorm model flat (docs/quality.md).
         score: what ActivationMaximization climbs (``"auto"``: log-odds on a softmax layer,
             ``"activation"``, ``"log_probability"``, ``"log_odds"``, ``"margin"``).
         verbose: show a progress bar.
         **optimizer_params: passed to ``Optimizer`` (``parameterization``, ``transforms``,
-            ``learning_rate``, ``data_format``, ``fixed_inputs`` for a model with several inputs)
+            ``learning_rate``, ``data_format``, ``fixed_inputs`` for a model with several inputs,
+            ``relu_gradient="redirected"`` for filters that are dead at grey)
             or to ``minimize`` (``jitter``, ``seed``, ``callbacks``, ``keep_best``, ``on_nonfinite``,
             ``batch_size``: images per device at once, ``strategy``: a ``tf.distribute`` strategy).
 
@@ -59,8 +64,9 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
         fixed = kwargs.pop("fixed_inputs", None)
         view = model if fixed is None else with_inputs_fixed(model, dict(fixed))
         energy = act_max_weight * ActivationMaximization(layer, filter_indices, score=score)
-        if lp_norm_weight:
-            energy = energy + lp_norm_weight * LPNorm()
+        lp_weight = _lp_norm_weight(lp_norm_weight, kwargs.get("parameterization", "auto"), view)
+        if lp_weight:
+            energy = energy + lp_weight * LPNorm()
         if tv_weight and len(input_shape(view)) > 1:  # inputs without spatial axes (tabular) have no variation
             energy = energy + tv_weight * TotalVariation()
         return Optimizer(view, energy, input_range=input_range, **kwargs)
@@ -70,3 +76,17 @@ def visualize_activation(model, layer, filter_indices=None, *, seed_input=None, 
     optimizer = cached(model, key, build)  # a repeated request skips surgery and tracing
     result = optimizer.minimize(seed_input=seed_input, max_iter=max_iter, verbose=verbose, **optimizer_params)
     return result.images
+
+
+def _lp_norm_weight(weight: float | None, parameterization: str, view) -> float:
+    """The LPNorm weight: as given, else 0.5 for pixel images and 0 for Fourier ones.
+
+    A p-norm grows like its argument, so its gradient does not fade near grey: with a Fourier
+    image (already bounded by its sigmoid) it only held back classes whose gradient is weak there.
+    """
+    if weight is not None:
+        return weight
+    if parameterization == "auto":  # what the Optimizer picks for these terms
+        image = not isinstance(view, keras.KerasTensor) and len(input_shape(view)) == 3
+        parameterization = "fourier" if image else "pixels"
+    return 0.0 if parameterization == "fourier" else 0.5
