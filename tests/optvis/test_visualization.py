@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import logits_of
-from visopt import (ActivationMaximization, DeepDream, LPNorm, Optimizer, TotalVariation, deprocess_image,
-                    stitch_images, visualize_activation)
+from visopt import (ActivationMaximization, DeepDream, LPNorm, Optimizer, OptimizerCallback, TotalVariation,
+                    deprocess_image, stitch_images, visualize_activation)
 from visopt.demo import CLASS_NAMES, make_dataset
 from visopt.optvis.parameterizations import initial_images
 
@@ -166,3 +166,18 @@ def test_repeated_requests_reuse_the_optimizer_and_free_deleted_models():
         gc.collect()
         time.sleep(0.05)
     assert ref() is None  # the cache did not keep the model alive
+
+
+def test_lp_norm_joins_the_energy_of_pixel_images_only(demo_model):
+    """A Fourier image is bounded by its sigmoid; LPNorm's pull, which does not fade at grey, is left out."""
+    class Terms(OptimizerCallback):
+        def on_end(self, result):
+            self.names = set(result.history)
+
+    for options, expected in (({}, False), ({"parameterization": "fourier"}, False),
+                              ({"parameterization": "pixels"}, True),
+                              ({"parameterization": "fourier", "lp_norm_weight": 0.5}, True)):
+        terms = Terms()
+        visualize_activation(demo_model, "predictions", 0, max_iter=2, callbacks=[terms], **options)
+        assert ("lp_norm" in terms.names) is expected, options
+        assert "total_variation" in terms.names

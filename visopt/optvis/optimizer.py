@@ -83,36 +83,15 @@ class Optimizer:
                  transforms: list[Transform] | None = None, learning_rate: float | None = None,
                  data_format: str | None = None, losses=None, fixed_inputs: dict | None = None,
                  relu_gradient: str | None = None):
-        if losses is not None:  # keras-vis' keyword
-            if energy is not None:
-                raise TypeError("give energy or its keras-vis name losses, not both")
-            energy = losses
-        if energy is None:
-            raise TypeError("Optimizer needs an energy: a term, terms combined with + - * /, or [(term, weight), ...]")
-        self.energy = Energy.coerce(energy)
-        if not self.energy.terms:
-            raise ValueError("the energy has no terms: give at least one loss")
+        self.energy = _coerce_energy(energy, losses)
         self.input_range = check_range(input_range)
-        if parameterization not in ("auto",) + PARAMETERIZATIONS:
-            raise ValueError(f"unknown parameterization {parameterization!r}; valid: "
-                             f"{['auto', *PARAMETERIZATIONS]}")
-        if relu_gradient not in (None, "redirected"):
-            raise ValueError(f"unknown relu_gradient {relu_gradient!r}; valid: ['redirected'] or None")
-
+        _check_choices(parameterization, relu_gradient, data_format)
         # No reference to the model is kept: the feature graph shares its layers, and a cached
         # Optimizer (see visualize_activation) must not keep a deleted model alive.
-        model = as_graph(model)
-        self._fixed_rows = 1
-        if fixed_inputs is not None:  # several inputs: optimize one, the others given
-            self._fixed_rows = _fixed_rows(model, dict(fixed_inputs))
-            model = with_inputs_fixed(model, dict(fixed_inputs))
-        if isinstance(model, keras.Model):
-            _check_range_against_preprocessing(model, self.input_range)
+        model = self._model_view(model, fixed_inputs)
         self.model_shape = input_shape(model)
         requests, term_slots = self._collect_requests()
         layers = _resolve_layers(model, requests)
-        if data_format not in (None, "channels_first", "channels_last"):
-            raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
         self.data_format = data_format or data_format_of(model, layers)
         self.image_shape = _channels_last_shape(self.model_shape, self.data_format)
         if parameterization == "auto":
@@ -137,6 +116,17 @@ class Optimizer:
         self._owner: int | None = None  # the thread running minimize, to refuse a nested call
 
     # -- construction helpers ---------------------------------------------------------------
+    def _model_view(self, model, fixed_inputs):
+        """The graph to optimize through: ``model`` with its ``fixed_inputs`` held (several inputs)."""
+        model = as_graph(model)
+        self._fixed_rows = 1
+        if fixed_inputs is not None:  # several inputs: optimize one, the others given
+            self._fixed_rows = _fixed_rows(model, dict(fixed_inputs))
+            model = with_inputs_fixed(model, dict(fixed_inputs))
+        if isinstance(model, keras.Model):
+            _check_range_against_preprocessing(model, self.input_range)
+        return model
+
     def _auto_parameterization(self, model) -> str:
         """What a term asks for; else fourier for image models, pixels for other inputs and for
         keras-vis code (an input tensor), which expects keras-vis' pixel images."""
@@ -369,6 +359,29 @@ class Optimizer:
             best_loss = np.concatenate([piece.best[1] for piece in pieces])
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
                                   gradient_fn=lambda: replicas.gradient(images), input_range=self.input_range)
+
+
+def _coerce_energy(energy, losses) -> Energy:
+    if losses is not None:  # keras-vis' keyword
+        if energy is not None:
+            raise TypeError("give energy or its keras-vis name losses, not both")
+        energy = losses
+    if energy is None:
+        raise TypeError("Optimizer needs an energy: a term, terms combined with + - * /, or [(term, weight), ...]")
+    energy = Energy.coerce(energy)
+    if not energy.terms:
+        raise ValueError("the energy has no terms: give at least one loss")
+    return energy
+
+
+def _check_choices(parameterization, relu_gradient, data_format) -> None:
+    """Refuse an unknown option by name, before any model surgery."""
+    if parameterization not in ("auto",) + PARAMETERIZATIONS:
+        raise ValueError(f"unknown parameterization {parameterization!r}; valid: {['auto', *PARAMETERIZATIONS]}")
+    if relu_gradient not in (None, "redirected"):
+        raise ValueError(f"unknown relu_gradient {relu_gradient!r}; valid: ['redirected'] or None")
+    if data_format not in (None, "channels_first", "channels_last"):
+        raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
 
 
 def _check_range_against_preprocessing(model, input_range) -> None:
