@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visopt.render.weight_images import LAYOUTS
+from visopt.render.weight_layouts import LAYOUTS
 from visopt.store.writer import (DEFAULTS, DTYPES, FORMAT_NAME, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME,
                                  RENDER_FORMATS, SNAPSHOT_FOLDER)
 

@@ -65,7 +65,7 @@ import numpy as np
 from visopt._atomic import atomic_write_bytes, publish, temporary_file
 from visopt._locks import FolderLock
 from visopt._worker import BackgroundWorker
-from visopt.render.weight_images import default_layout
+from visopt.render.weight_layouts import default_layout
 
 if TYPE_CHECKING:  # only its attributes are read: the store itself loads without Keras
     from visopt.model.weights import WeightEntry
