@@ -24,10 +24,10 @@ with the chosen defaults, and are reported as they came. Colours and glyphs were
 tasks of the first round; they have been looked at since, so they joined the tuning tasks, and
 two new tasks (icons, dice), written before their first run, are held out now.
 
-``--agreement`` adds a reference the methods cannot beat by much: every model of a task (the
-visualized one and the three judges) draws its own class images with the defaults, and the
-others judge them. Where models of different architectures disagree about each other's pictures,
-no picture of one model will convince them all.
+``--agreement`` adds a reference: every model of a task (the visualized one and the three judges)
+draws its own class images with the defaults, and the others judge them. It shows how much the
+transfer depends on which model is visualized, and where models of different architectures
+disagree about each other's pictures, no picture of one model convinces them all.
 
 Run from the repository root::
 
