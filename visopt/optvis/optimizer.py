@@ -131,7 +131,7 @@ class Optimizer:
         """What a term asks for; else fourier for image models, pixels for other inputs and for
         keras-vis code (an input tensor), which expects keras-vis' pixel images."""
         wanted = {term.parameterization for term, _ in self.energy.terms if term.parameterization}
-        if len(self.image_shape) != 3 or isinstance(model, keras.KerasTensor):
+        if image_parameterization(model) == "pixels":
             return "pixels"
         return wanted.pop() if len(wanted) == 1 else "fourier"
 
@@ -359,6 +359,14 @@ class Optimizer:
             best_loss = np.concatenate([piece.best[1] for piece in pieces])
         return OptimizationResult(self._display(images), history, steps, best_images, best_loss,
                                   gradient_fn=lambda: replicas.gradient(images), input_range=self.input_range)
+
+
+def image_parameterization(model) -> str:
+    """What ``parameterization="auto"`` picks when no term asks: fourier for a model with 2-D image
+    input, pixels for other inputs and for keras-vis' input-tensor form."""
+    if isinstance(model, keras.KerasTensor) or len(input_shape(model)) != 3:
+        return "pixels"
+    return "fourier"
 
 
 def _coerce_energy(energy, losses) -> Energy:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import inspect
 
-import keras
 import numpy as np
 
 from visopt._cache import cached, request_key
 from visopt.model.layers import as_graph, input_shape
 from visopt.model.surgery import with_inputs_fixed
 from visopt.optvis.objectives import ActivationMaximization
-from visopt.optvis.optimizer import Optimizer
+from visopt.optvis.optimizer import Optimizer, image_parameterization
 from visopt.optvis.regularizers import LPNorm, TotalVariation
 
 _OPTIMIZER_ARGS = tuple(p for p in inspect.signature(Optimizer).parameters
@@ -86,7 +85,6 @@ def _lp_norm_weight(weight: float | None, parameterization: str, view) -> float:
     """
     if weight is not None:
         return weight
-    if parameterization == "auto":  # what the Optimizer picks for these terms
-        image = not isinstance(view, keras.KerasTensor) and len(input_shape(view)) == 3
-        parameterization = "fourier" if image else "pixels"
+    if parameterization == "auto":  # what the Optimizer picks for these terms (none asks for one)
+        parameterization = image_parameterization(view)
     return 0.0 if parameterization == "fourier" else 0.5
